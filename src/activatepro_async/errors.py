@@ -211,6 +211,5 @@ class RateLimitError(APIStatusError):
     """429: too many requests. ``retry_after`` is the server's wait in seconds, if it sent one."""
 
 
-
 class ServerError(APIStatusError):
     """5xx: trouble on the server's side (raised once the retries ran out)."""

@@ -1,0 +1,55 @@
+"""activatepro-async: the async-first SDK for the ActivatePro User Profile API v2.
+
+>>> from activatepro_async import AsyncClient, User
+>>> async with AsyncClient(api_key="...") as client:
+...     accepted = await client.upsert_user(User("42", "ada@example.com"))
+"""
+
+from ._retry import RetryEvent, RetryPolicy
+from ._version import __version__
+from .client import AsyncClient
+from .errors import (
+    ActivateProError,
+    APIConnectionError,
+    ApiError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    ErrorCode,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TrackingTimeoutError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Accepted",
+    "ActivateProError",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BatchAccepted",
+    "ConfigurationError",
+    "ErrorCode",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RetryEvent",
+    "RetryPolicy",
+    "ServerError",
+    "Stage",
+    "TrackingStatus",
+    "TrackingTimeoutError",
+    "UnexpectedResponseError",
+    "User",
+    "ValidationError",
+    "__version__",
+]

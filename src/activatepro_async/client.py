@@ -1,0 +1,529 @@
+"""``AsyncClient``: one method per API call, and the one path every request takes.
+
+The path of a request, top to bottom: a public method builds the path and body,
+:meth:`AsyncClient._request` sends it with retries (:mod:`._retry`), and
+:func:`_status_error` maps an error response to the exception tree of
+:mod:`.errors`. Successful bodies are read by the converter of :mod:`.models`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import attrs
+import cattrs
+import httpx
+
+from ._retry import (
+    RETRY_AFTER_STATUSES,
+    RETRYABLE_STATUSES,
+    RetryEvent,
+    RetryPolicy,
+    is_retryable_exception,
+    parse_retry_after,
+)
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    ApiError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TrackingTimeoutError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from .models import Accepted, BatchAccepted, TrackingStatus, User, converter, user_to_wire
+
+__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "AsyncClient"]
+
+logger = logging.getLogger("activatepro_async")
+
+DEFAULT_BASE_URL = "https://api.crossengage.io"
+#: The API takes at most this many items (``updated`` + ``deleted``) per batch.
+MAX_BATCH_ITEMS = 1000
+API_KEY_ENV = "ACTIVATEPRO_API_KEY"
+BASE_URL_ENV = "ACTIVATEPRO_BASE_URL"
+
+_T = TypeVar("_T")
+DeletedItem = str | User | Mapping[str, Any]
+
+
+class _Secret:
+    """Holds the API key so that no repr, log line or traceback local shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._value, "***") if self._value in text else text
+
+
+class _RedactedHeaders(dict[str, str]):
+    """The request headers; their repr hides the key (tracebacks with locals show it)."""
+
+    def __repr__(self) -> str:
+        return repr({k: ("***" if k == "X-XNG-AuthToken" else v) for k, v in self.items()})
+
+
+def _check_api_key(api_key: str | None) -> str:
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV)
+    if api_key is None or not api_key.strip():
+        raise ConfigurationError(f"no API key: pass api_key= or set {API_KEY_ENV}")
+    if not api_key.isascii() or not api_key.isprintable() or api_key != api_key.strip():
+        # CR/LF would split the header; non-ASCII cannot travel in it at all.
+        raise ConfigurationError(
+            "the API key holds characters that cannot go in an HTTP header (line breaks, "
+            "spaces at the ends or non-ASCII): copy it again from Settings > API keys"
+        )
+    return api_key
+
+
+def _check_base_url(base_url: str | None) -> str:
+    if base_url is None:
+        base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"base_url must be an http:// or https:// URL, got {base_url!r} "
+            f"(pass base_url= or set {BASE_URL_ENV})"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base_url may not have a query or fragment: {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def path_segment(value: str, what: str) -> str:
+    """``value`` percent-encoded as exactly one path segment.
+
+    ``/``, ``?``, ``#``, ``%`` and everything not unreserved are encoded; the dot
+    segments ``.`` and ``..`` are encoded too, since clients and servers remove
+    them from paths (``/users/..`` would become ``/``).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def _encode_json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
+    if isinstance(item, str):
+        if not item:
+            raise ValueError("a deleted user id must not be empty")
+        return {"id": item}
+    if isinstance(item, User):
+        return {"id": item.id, "email": item.email}
+    if isinstance(item, Mapping):
+        return dict(item)
+    raise TypeError(
+        f"deleted items are user ids (str), Users or mappings, got {type(item).__name__}"
+    )
+
+
+def _parse_error_body(text: str) -> tuple[list[ApiError], str | None]:
+    """The ``errors`` and ``trackingId`` of an error body; nothing if it is not JSON."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return [], None
+    if not isinstance(data, dict):
+        return [], None
+    errors: list[ApiError] = []
+    raw_errors = data.get("errors")
+    if isinstance(raw_errors, list):
+        for raw in raw_errors:
+            if not isinstance(raw, dict):
+                continue
+            try:
+                errors.append(converter.structure(raw, ApiError))
+            except (ValueError, TypeError, cattrs.BaseValidationError):
+                # A code that is not a number: keep what we can read.
+                errors.append(ApiError(code=0, title=str(raw.get("title", "")), details=str(raw)))
+    tracking_id = data.get("trackingId")
+    return errors, tracking_id if isinstance(tracking_id, str) else None
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+_HINTS: dict[int, str] = {
+    401: f"check api_key / {API_KEY_ENV}",
+    429: "the API is rate limiting: lower the concurrency or retry later",
+}
+
+
+def _status_error(
+    response: httpx.Response, method: str, path: str, secret: _Secret
+) -> APIStatusError:
+    status = response.status_code
+    body = secret.redact(response.text)
+    errors, tracking_id = _parse_error_body(body)
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    reason = response.reason_phrase or ""
+    message = f"{status} {reason} on {method} {path}".replace("  ", " ")
+    if errors:
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        message += f": {shown}{more}"
+    elif body.strip():
+        snippet = " ".join(body.split())[:200]
+        message += f": {snippet}"
+    if status in _HINTS:
+        message += f" ({_HINTS[status]})"
+    retry_after = (
+        parse_retry_after(response.headers.get("Retry-After"))
+        if status in RETRY_AFTER_STATUSES
+        else None
+    )
+    return cls(
+        message,
+        status_code=status,
+        errors=errors,
+        body=body,
+        tracking_id=tracking_id,
+        method=method,
+        path=path,
+        retry_after=retry_after,
+    )
+
+
+def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:
+    kind = type(exc).__name__
+    detail = str(exc) or kind
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"{method} {path} timed out ({kind}): raise timeout= or check the network",
+            method=method,
+            path=path,
+        )
+    return APIConnectionError(
+        f"{method} {path} got no complete response ({kind}: {detail})", method=method, path=path
+    )
+
+
+class AsyncClient:
+    """The ActivatePro User Profile API v2, asynchronously (asyncio or trio).
+
+    >>> async with AsyncClient(api_key="...") as client:
+    ...     user = await client.get_user("42")
+
+    Args:
+        api_key: your Master API key; falls back to ``ACTIVATEPRO_API_KEY``.
+        base_url: falls back to ``ACTIVATEPRO_BASE_URL``, then the production API.
+        timeout: seconds, or an ``httpx.Timeout``, for each try of a request.
+        max_retries: how often a failed request is tried again (shorthand for
+            ``retry=RetryPolicy(max_retries=...)``).
+        retry: the full :class:`RetryPolicy`.
+        http_client: your own ``httpx.AsyncClient`` (proxies, custom CA, event
+            hooks, limits). The SDK uses it as it is and does not close it.
+        transport: an ``httpx.AsyncBaseTransport`` for the client the SDK makes,
+            e.g. ``Emulator().transport()`` or ``httpx.MockTransport`` in tests.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._secret = _Secret(_check_api_key(api_key))
+        self.base_url = _check_base_url(base_url)
+        if http_client is not None and transport is not None:
+            raise ConfigurationError(
+                "pass http_client= or transport=, not both: set the transport on your "
+                "own httpx.AsyncClient instead"
+            )
+        policy = retry if retry is not None else RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        self.retry = policy
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else self._make_http_client(transport)
+        self._headers = _RedactedHeaders(
+            {
+                "X-XNG-AuthToken": self._secret.get(),
+                "X-XNG-ApiVersion": "2",
+                "Accept": "application/json",
+                "User-Agent": f"activatepro-async/{__version__}",
+            }
+        )
+        self._json_headers = _RedactedHeaders(self._headers, **{"Content-Type": "application/json"})
+
+    def _make_http_client(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        # HTTP/1.1 on a pool of connections: measured faster than HTTP/2 on one
+        # connection for concurrent large uploads (see the bulk engine).
+        return httpx.AsyncClient(
+            transport=transport,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient base_url={self.base_url!r}>"
+
+    # -- lifetime ----------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connections the SDK opened (not those of your own ``http_client``)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the API -----------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> User:
+        """The stored user with this id; :class:`NotFoundError` if there is none."""
+        path = "/users/" + path_segment(user_id, "user_id")
+        return self._read(await self._request("GET", path), User)
+
+    async def get_user_by_email(self, email: str, business_unit: str | None = None) -> User:
+        """The user with this email (case insensitive, exact).
+
+        Without ``business_unit`` it finds the user that has none; with one, the
+        user of that business unit. :class:`NotFoundError` if there is none.
+        """
+        path = "/users/email/" + path_segment(email, "email")
+        if business_unit is not None:
+            path += "/bu/" + path_segment(business_unit, "business_unit")
+        return self._read(await self._request("GET", path), User)
+
+    async def upsert_user(self, user: User | Mapping[str, Any]) -> Accepted:
+        """Create the user, or update the keys it carries (a partial update).
+
+        Returns once the API has queued the change; the change is visible after
+        its tracking id reaches ``PROCESSED`` (see :meth:`wait_for_tracking`).
+        """
+        body = _encode_json(user_to_wire(user))
+        return self._read(await self._request("PUT", "/users", content=body), Accepted)
+
+    async def delete_user(self, user_id: str) -> Accepted:
+        """Queue the deletion of a user (unknown ids succeed too)."""
+        path = "/users/" + path_segment(user_id, "user_id")
+        return self._read(await self._request("DELETE", path), Accepted)
+
+    async def batch(
+        self,
+        updated: Iterable[User | Mapping[str, Any]] = (),
+        deleted: Iterable[DeletedItem] = (),
+    ) -> BatchAccepted:
+        """One ``POST /users/batch`` of at most 1000 items in all.
+
+        ``deleted`` takes user ids, :class:`User`s or wire mappings. When some
+        items are invalid the API processes the rest: the result then carries
+        ``errors`` with pointers such as ``/updated/3/email``. A batch refused as
+        a whole raises :class:`ValidationError`. For more than 1000 users, use
+        :meth:`upsert_many`.
+        """
+        body = {
+            "updated": [user_to_wire(u) for u in updated],
+            "deleted": [_deleted_to_wire(d) for d in deleted],
+        }
+        count = len(body["updated"]) + len(body["deleted"])
+        if count == 0:
+            raise ValueError("an empty batch: pass updated= and/or deleted= items")
+        if count > MAX_BATCH_ITEMS:
+            raise ValueError(
+                f"a batch holds at most {MAX_BATCH_ITEMS} items, got {count}: "
+                "use upsert_many() / delete_many(), which split any number of users"
+            )
+        return await self._send_batch(_encode_json(body))
+
+    async def _send_batch(
+        self, body: bytes, *, on_retry: Callable[[RetryEvent], object] | None = None
+    ) -> BatchAccepted:
+        """POST an encoded batch body; a 400 with a tracking id is a partial success."""
+        try:
+            response = await self._request("POST", "/users/batch", content=body, on_retry=on_retry)
+        except ValidationError as exc:
+            if exc.tracking_id is None:
+                raise
+            return BatchAccepted(tracking_id=exc.tracking_id, errors=exc.errors)
+        return self._read(response, BatchAccepted)
+
+    async def get_tracking(self, tracking_id: str) -> TrackingStatus:
+        """The processing state of a write; :class:`NotFoundError` once 24 h old."""
+        path = "/users/track/" + path_segment(tracking_id, "tracking_id")
+        return self._read(await self._request("GET", path), TrackingStatus)
+
+    async def wait_for_tracking(
+        self,
+        tracking_id: str,
+        *,
+        timeout: float = 300.0,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 10.0,
+    ) -> TrackingStatus:
+        """Poll the tracking id until ``PROCESSED``; the intervals grow by half each time.
+
+        Raises :class:`TrackingTimeoutError` after ``timeout`` seconds.
+
+        >>> accepted = await client.upsert_user(user)
+        >>> status = await client.wait_for_tracking(accepted.tracking_id)
+        """
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be > 0")
+        clock, sleep = self.retry.clock, self.retry.sleep
+        deadline = clock() + timeout
+        interval = poll_interval
+        while True:
+            status = await self.get_tracking(tracking_id)
+            if status.done:
+                return status
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise TrackingTimeoutError(
+                    f"tracking id {tracking_id} still {status.stage.value} after {timeout:g} s "
+                    f"({status.success + status.error} of {status.total} done): "
+                    "wait longer (timeout=) or check again later with get_tracking()",
+                    tracking_id=tracking_id,
+                    last_status=status,
+                )
+            await sleep(min(interval, remaining))
+            interval = min(interval * 1.5, max_poll_interval)
+
+    # -- the one request path ----------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
+    ) -> httpx.Response:
+        """Send one request, retrying as the policy says; raise the mapped error."""
+        policy = self.retry
+        url = self.base_url + path
+        headers = self._headers if content is None else self._json_headers
+        started = policy.clock()
+        waits = policy.waits()
+        attempt = 0
+        while True:
+            attempt += 1
+            sent = time.perf_counter()
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                response = await self._http.request(
+                    method, url, content=content, headers=headers, timeout=self._timeout
+                )
+            except httpx.TransportError as exc:
+                error: Exception = _connection_error(exc, method, path)
+                logger.debug(
+                    "%s %s -> %s (attempt %d, %.1f ms)",
+                    method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
+                )  # fmt: skip
+                if not is_retryable_exception(exc):
+                    raise error from exc
+                cause: BaseException = exc
+            else:
+                status = response.status_code
+                logger.debug(
+                    "%s %s -> %d (attempt %d, %.1f ms)",
+                    method, path, status, attempt, (time.perf_counter() - sent) * 1e3,
+                )  # fmt: skip
+                if status < 400:
+                    return response
+                error = _status_error(response, method, path, self._secret)
+                if status not in RETRYABLE_STATUSES:
+                    raise error
+                retry_after = error.retry_after
+                cause = error
+
+            wait = self._next_wait(waits, retry_after, attempt, started)
+            if wait is None:
+                if isinstance(cause, httpx.TransportError):
+                    raise error from cause
+                raise error
+            event = RetryEvent(method, path, attempt, wait, status, None if status else cause)
+            logger.warning(
+                "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                method, path, wait, status or type(cause).__name__, attempt,
+                policy.max_retries + 1,
+            )  # fmt: skip
+            if on_retry is not None:
+                on_retry(event)
+            await policy.sleep(wait)
+
+    def _next_wait(
+        self, waits: Any, retry_after: float | None, attempt: int, started: float
+    ) -> float | None:
+        """The wait before the next try, or None when the budget is spent."""
+        policy = self.retry
+        if attempt > policy.max_retries:
+            return None
+        wait: float = next(waits)
+        if retry_after is not None:
+            if retry_after > policy.max_retry_after:
+                return None
+            wait = max(wait, retry_after)
+        budget = policy.total_timeout
+        if budget is not None and policy.clock() - started + wait > budget:
+            return None
+        return wait
+
+    def _read(self, response: httpx.Response, cls: type[_T]) -> _T:
+        """The success body as ``cls``; a body we cannot read is a typed error."""
+        try:
+            return converter.structure(response.json(), cls)
+        except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as exc:
+            text = self._secret.redact(response.text)
+            snippet = " ".join(text.split())[:200]
+            raise UnexpectedResponseError(
+                f"{response.status_code} from {response.request.method} "
+                f"{response.request.url.raw_path.decode('ascii', 'replace')} "
+                f"is not a {cls.__name__}: {snippet!r} (is a proxy answering "
+                "instead of the API? check base_url)",
+                status_code=response.status_code,
+                body=text,
+            ) from exc

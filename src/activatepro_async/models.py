@@ -1,0 +1,244 @@
+"""The values of the API, and the one converter between them and the wire.
+
+Python spelling lives here (``business_unit``, ``tracking_id``); wire spelling
+(``businessUnit``, ``trackingId``) lives only in :data:`converter`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from .errors import ApiError, ErrorCode
+
+__all__ = [
+    "Accepted",
+    "BatchAccepted",
+    "Stage",
+    "TrackingStatus",
+    "User",
+    "converter",
+    "to_wire",
+    "user_to_wire",
+]
+
+#: Keys of a user object that are fields of :class:`User`, not custom attributes.
+RESERVED_KEYS = frozenset({"id", "email", "businessUnit", "xngId"})
+
+
+def _attributes_converter(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {} if value is None else dict(value)
+
+
+@attrs.frozen(eq=True, hash=False)
+class User:
+    """A user profile.
+
+    ``id`` and ``email`` are required. Custom attributes (``firstName``,
+    ``birthday``, ...) go in ``attributes`` under their API names and travel as
+    top-level JSON keys. ``date`` and ``datetime`` values are sent as the API's
+    strings (``"1982-08-30"``, ``"2015-10-02T08:23:53Z"``); what the server sends
+    back stays a string.
+
+    >>> User("42", "ada@example.com", business_unit="DE", attributes={"firstName": "Ada"})
+
+    ``business_unit=None`` and ``xng_id=None`` are *left out* of what is sent, so
+    an upsert never clears what it does not mention. To clear an attribute, send
+    it as ``None`` inside ``attributes``.
+    """
+
+    id: str
+    email: str
+    business_unit: str | None = None
+    attributes: dict[str, Any] = attrs.field(factory=dict, converter=_attributes_converter)
+    xng_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        clash = RESERVED_KEYS.intersection(self.attributes)
+        if clash:
+            raise ValueError(
+                f"attributes may not hold {sorted(clash)}: pass them as User fields "
+                "(id=, email=, business_unit=, xng_id=)"
+            )
+
+
+class Stage(str, enum.Enum):
+    """The processing stage of a tracked request."""
+
+    PENDING = "PENDING"
+    PROCESSED = "PROCESSED"
+
+
+@attrs.frozen
+class TrackingStatus:
+    """The state of a write request (``GET /users/track/{trackingId}``).
+
+    ``success + error == total`` once ``stage`` is ``PROCESSED``.
+    """
+
+    stage: Stage
+    total: int
+    success: int
+    error: int
+
+    @property
+    def done(self) -> bool:
+        """True once the request is processed."""
+        return self.stage is Stage.PROCESSED
+
+
+@attrs.frozen
+class Accepted:
+    """A write that the API accepted (202): look it up later by ``tracking_id``."""
+
+    tracking_id: str
+
+
+@attrs.frozen
+class BatchAccepted:
+    """A batch the API accepted, in whole (``errors`` empty) or in part.
+
+    When some items were invalid the API still processes the valid ones under
+    ``tracking_id``; ``errors`` names the invalid ones by JSON pointer
+    (``/updated/3/email``).
+    """
+
+    tracking_id: str
+    errors: list[ApiError] = attrs.field(factory=list)
+
+
+# --------------------------------------------------------------------------
+# The converter
+# --------------------------------------------------------------------------
+
+
+def _format_datetime(value: dt.datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {value.isoformat()!r}: the API stores UTC, so give it a "
+            "time zone (e.g. datetime.now(timezone.utc) or value.replace(tzinfo=timezone.utc))"
+        )
+    text = value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def _wire_value(value: Any) -> Any:
+    """A custom attribute value as JSON can carry it (dates become strings)."""
+    # datetime is a subclass of date: test it first.
+    if isinstance(value, dt.datetime):
+        return _format_datetime(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _wire_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire_value(v) for v in value]
+    return value
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _wire_attributes(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
+    for key, value in attributes.items():
+        # Most values are plain: skip the recursive call for them (bulk hot path).
+        out[key] = value if type(value) in _PLAIN else _wire_value(value)
+
+
+def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
+    """A user as the JSON object the API takes.
+
+    A mapping is taken to be in wire form already (``businessUnit``, custom keys
+    at the top level); its ``date``/``datetime`` values are still converted.
+    """
+    if isinstance(user, User):
+        out: dict[str, Any] = {"id": user.id, "email": user.email}
+        if user.business_unit is not None:
+            out["businessUnit"] = user.business_unit
+        if user.xng_id is not None:
+            out["xngId"] = user.xng_id
+        _wire_attributes(user.attributes, out)
+        return out
+    if isinstance(user, Mapping):
+        out = {}
+        _wire_attributes(user, out)
+        return out
+    raise TypeError(
+        f"expected a User or a mapping in wire form, got {type(user).__name__}: "
+        "build one with User(id=..., email=...)"
+    )
+
+
+def _user_from_wire(data: Any, _: type[User]) -> User:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a user must be a JSON object, got {type(data).__name__}")
+    rest = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
+    return User(
+        id=str(data["id"]),
+        email=str(data["email"]),
+        business_unit=data.get("businessUnit"),
+        attributes=rest,
+        xng_id=data.get("xngId"),
+    )
+
+
+def _error_code(value: Any, _: type[Any]) -> ErrorCode | int:
+    code = int(value)
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return code
+
+
+def _api_error_from_wire(data: Any, _: type[ApiError]) -> ApiError:
+    source = data.get("source")
+    pointer = source.get("pointer") if isinstance(source, Mapping) else None
+    return ApiError(
+        code=_error_code(data.get("code", 0), int),
+        title=str(data.get("title") or ""),
+        details=str(data.get("details") or ""),
+        pointer=None if pointer is None else str(pointer),
+        info=None if data.get("info") is None else str(data["info"]),
+    )
+
+
+def _api_error_to_wire(error: ApiError) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": str(int(error.code)), "title": error.title}
+    out["details"] = error.details
+    if error.info is not None:
+        out["info"] = error.info
+    if error.pointer is not None:
+        out["source"] = {"pointer": error.pointer}
+    return out
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_structure_hook(User, _user_from_wire)
+    conv.register_unstructure_hook(User, user_to_wire)
+    conv.register_structure_hook(ApiError, _api_error_from_wire)
+    conv.register_unstructure_hook(ApiError, _api_error_to_wire)
+    conv.register_structure_hook(
+        Accepted,
+        make_dict_structure_fn(Accepted, conv, tracking_id=override(rename="trackingId")),
+    )
+    conv.register_structure_hook(
+        BatchAccepted,
+        make_dict_structure_fn(BatchAccepted, conv, tracking_id=override(rename="trackingId")),
+    )
+    return conv
+
+
+#: The one converter between wire JSON and the SDK's values.
+converter = _make_converter()
+
+
+def to_wire(value: Any) -> Any:
+    """Unstructure any SDK value into JSON-ready data."""
+    return converter.unstructure(value)
