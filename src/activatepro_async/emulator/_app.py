@@ -1,0 +1,714 @@
+"""The emulator: an ASGI application over the store, and what tests inspect.
+
+One request goes: read the body (bounded by ``max_body_bytes``), apply what is
+due, draw a fault, check the key and the API version, route on the raw path,
+validate, enqueue or read, answer. :meth:`Emulator._respond` does all of it
+for both front ends: the ASGI ``__call__`` (uvicorn) and the in-process
+transport (:mod:`._transport`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+import anyio
+import attrs
+
+from ..errors import ErrorCode
+from . import _json
+from ._faults import Faults
+from ._store import DELETE, UPSERT, Op, Store
+from ._validate import (
+    DEFAULT_ATTRIBUTES,
+    MAX_USER_BYTES,
+    AttributeType,
+    Problem,
+    UserValidator,
+    _show,
+    check_email,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["MAX_BATCH_ITEMS", "Emulator", "ManualClock", "RecordedRequest"]
+
+#: The most items (``updated`` plus ``deleted``) one batch may hold.
+MAX_BATCH_ITEMS = 1000
+#: The header the API reads the key from, and the one naming the version.
+AUTH_HEADER = b"x-xng-authtoken"
+VERSION_HEADER = b"x-xng-apiversion"
+#: The JSON pointer of a header-level error (the reference names none).
+VERSION_POINTER = "/headers/X-XNG-ApiVersion"
+
+_JSON_TYPE = (b"content-type", b"application/json;charset=UTF-8")
+# Below this body size no user of it can encode to more than MAX_USER_BYTES
+# (re-encoding grows a document at most ~5 times: "1e15" -> 1000000000000000.0),
+# so only larger bodies pay for measuring each user.
+_MEASURE_USERS_ABOVE = MAX_USER_BYTES // 8
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class ManualClock:
+    """A clock that only moves when told to, for tests that must not sleep.
+
+    >>> clock = ManualClock()
+    >>> emulator = Emulator(clock=clock, processing_delay=5.0)
+    >>> clock.advance(5.0)  # the writes queued so far are now due
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+
+    def __call__(self) -> float:
+        """The current time in seconds."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward; time never runs backwards."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back: advance({seconds!r})")
+        self._now += seconds
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self._now!r})"
+
+
+@attrs.frozen(repr=False)
+class RecordedRequest:
+    """One request the emulator received, as it came over the wire.
+
+    ``path`` is the raw, still percent-encoded path (with ``?query`` if any);
+    ``headers`` are ``(lowercase name, value)`` pairs, unredacted (this is a
+    test tool), though ``repr()`` never shows them. ``status`` is the status
+    answered (``None`` for a dropped connection) and ``fault`` the injected
+    fault kind, if any.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    status: int | None
+    fault: str | None
+    time: float
+
+    def header(self, name: str) -> str | None:
+        """The value of a header (case-insensitive name), or ``None``."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return _json.loads(self.body)
+
+    def __repr__(self) -> str:
+        fault = f", fault={self.fault!r}" if self.fault else ""
+        return (
+            f"RecordedRequest({self.method} {self.path} -> {self.status}, "
+            f"{len(self.body)} body bytes{fault})"
+        )
+
+
+class _Reply:
+    """What to send back: a status, headers, a body, and whether to misbehave."""
+
+    __slots__ = ("action", "body", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+        action: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else [_JSON_TYPE] if body else []
+        self.action = action  # None, "drop" or "truncate"
+
+
+def _error(code: int, details: str, pointer: str) -> dict[str, Any]:
+    return {
+        "code": str(code),
+        "title": ErrorCode(code).title,
+        "details": details,
+        "info": f"https://docs.crossengage.io/errors#{code}",
+        "source": {"pointer": pointer},
+    }
+
+
+def _errors(status: int, problems: Iterable[Problem], **extra: Any) -> _Reply:
+    body = dict(extra)
+    body["errors"] = [_error(code, details, pointer) for code, details, pointer in problems]
+    return _Reply(status, _json.dumps(body))
+
+
+def _segment(raw: bytes) -> str | None:
+    """One path segment, percent-decoded as UTF-8; ``None`` if it is not UTF-8."""
+    try:
+        return unquote_to_bytes(raw).decode("utf-8") if b"%" in raw else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class Emulator:
+    """A local ActivatePro User Profile API v2: stateful, asynchronous, validating.
+
+    Use it in-process through :meth:`transport`, or on a real socket through
+    :meth:`serve`; the emulator itself is the ASGI application, so any ASGI
+    server can run it too.
+
+    Args:
+        api_keys: the keys accepted in ``X-XNG-AuthToken``.
+        processing_delay: seconds (by ``clock``) between accepting a write and
+            applying it. Writes are applied lazily, at the start of the next
+            request (or inspection) at or after that time.
+        attributes: the account's custom attributes and their types; ``None``
+            is ``firstName``, ``lastName``, ``gender`` (STRING), ``birthday``
+            (DATE), ``createdAt`` (DATETIME) and ``phone`` (PHONE).
+        accept_unknown_attributes: store unknown attributes instead of
+            refusing them with code 6.
+        faults: what to inject (see :class:`Faults`); settable later.
+        clock: a zero-argument callable giving seconds, ``time.monotonic`` by
+            default; pass a :class:`ManualClock` to drive time from a test.
+        max_body_bytes: larger request bodies are refused with 413 (code 9).
+        max_logged_requests: how many requests :attr:`requests` keeps (the
+            newest); ``None`` keeps all.
+
+    >>> emulator = Emulator()
+    >>> async with AsyncClient(api_key="test-key", transport=emulator.transport()) as client:
+    ...     ...
+    """
+
+    def __init__(
+        self,
+        api_keys: Iterable[str] = ("test-key",),
+        *,
+        processing_delay: float = 0.0,
+        attributes: Mapping[str, AttributeType | str] | None = None,
+        accept_unknown_attributes: bool = False,
+        faults: Faults | None = None,
+        clock: Callable[[], float] | None = None,
+        max_body_bytes: int = 32 * 1024 * 1024,
+        max_logged_requests: int | None = 10_000,
+    ) -> None:
+        if isinstance(api_keys, str):
+            api_keys = (api_keys,)
+        self.api_keys: tuple[str, ...] = tuple(api_keys)
+        if not self.api_keys or not all(self.api_keys):
+            raise ValueError("Emulator(api_keys=...) needs at least one non-empty key")
+        self._keys = tuple(key.encode("utf-8") for key in self.api_keys)
+        if processing_delay < 0:
+            raise ValueError("processing_delay must be zero or more seconds")
+        #: Seconds between accepting a write and applying it; may be changed.
+        self.processing_delay = float(processing_delay)
+        #: The faults to inject, or ``None``; may be replaced at any time.
+        self.faults = faults
+        self.clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        self.max_body_bytes = max_body_bytes
+        self.attributes: Mapping[str, AttributeType] = {
+            name: AttributeType(kind)
+            for name, kind in (DEFAULT_ATTRIBUTES if attributes is None else attributes).items()
+        }
+        self._store = Store()
+        self._validator = UserValidator(
+            self.attributes,
+            accept_unknown=accept_unknown_attributes,
+            stored_xng_id=self._store.xng_id,
+        )
+        self._requests: deque[RecordedRequest] = deque(maxlen=max_logged_requests)
+        # The served emulator may run in another thread (under trio): one lock
+        # around every touch of the state. Never held across an await.
+        self._lock = threading.Lock()
+
+    # -- configuration ---------------------------------------------------------
+
+    @property
+    def accept_unknown_attributes(self) -> bool:
+        """Whether unknown attributes are stored instead of refused (code 6)."""
+        return self._validator.accept_unknown
+
+    @accept_unknown_attributes.setter
+    def accept_unknown_attributes(self, value: bool) -> None:
+        self._validator.accept_unknown = value
+
+    def __repr__(self) -> str:
+        return (
+            f"<Emulator: {len(self._store.users)} users, {self._store.pending_count} pending, "
+            f"processing_delay={self.processing_delay}>"
+        )
+
+    # -- running it --------------------------------------------------------------
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that hands requests to this emulator, with no socket.
+
+        >>> httpx.AsyncClient(transport=emulator.transport(), base_url="http://emulator")
+        """
+        from ._transport import EmulatorTransport
+
+        return EmulatorTransport(self)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractAsyncContextManager[str]:
+        """Serve the emulator over HTTP with uvicorn; the context gives the base URL.
+
+        ``port=0`` picks a free port. Needs ``pip install 'activatepro-async[server]'``.
+        Under asyncio, uvicorn runs as a task of the caller's loop; under trio it
+        runs on its own asyncio loop in a worker thread.
+
+        >>> async with emulator.serve() as base_url:
+        ...     async with AsyncClient(api_key="test-key", base_url=base_url) as client: ...
+        """
+        from ._server import serve
+
+        return serve(self, host=host, port=port)
+
+    async def __call__(
+        self,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Any],
+        send: Callable[[Mapping[str, Any]], Any],
+    ) -> None:
+        """The ASGI application (HTTP; lifespan is acknowledged; nothing else)."""
+        from ._server import asgi_call
+
+        await asgi_call(self, scope, receive, send)
+
+    # -- inspection and control from tests --------------------------------------
+
+    @property
+    def users(self) -> dict[str, dict[str, Any]]:
+        """The applied users by id, as the API would return them (copies).
+
+        Due writes are applied first, as a request at this moment would see.
+        """
+        with self._lock:
+            self._store.apply_due(self.clock())
+            return copy.deepcopy(self._store.users)
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """One applied user (a copy), or ``None``."""
+        with self._lock:
+            self._store.apply_due(self.clock())
+            found = self._store.users.get(user_id)
+            return None if found is None else copy.deepcopy(found)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The requests received so far, oldest first (see ``max_logged_requests``)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def pending_count(self) -> int:
+        """How many accepted write requests are not applied yet (after applying due ones)."""
+        with self._lock:
+            self._store.apply_due(self.clock())
+            return self._store.pending_count
+
+    def process_pending(self) -> int:
+        """Apply every queued write now, whatever ``processing_delay`` says.
+
+        Returns how many requests were applied.
+        """
+        with self._lock:
+            return self._store.apply_all()
+
+    def tracking(self, tracking_id: str) -> dict[str, Any] | None:
+        """The tracking status as ``GET /users/track/{id}`` gives it, or ``None``."""
+        with self._lock:
+            now = self.clock()
+            self._store.apply_due(now)
+            found = self._store.tracking(tracking_id, now)
+            return None if found is None else found.wire()
+
+    def reset(self) -> None:
+        """Forget all users, queued writes, tracking ids and logged requests.
+
+        The faults start over from their seed, with an empty schedule.
+        """
+        with self._lock:
+            self._store = Store()
+            self._validator.stored_xng_id = self._store.xng_id
+            self._requests.clear()
+            if self.faults is not None:
+                self.faults.reset()
+
+    # -- one request ------------------------------------------------------------
+
+    async def _respond(
+        self,
+        method: str,
+        raw_path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        oversize: bool,
+    ) -> _Reply:
+        """Answer one request: faults, then the API. Shared by both front ends."""
+        faults = self.faults
+        with self._lock:
+            fault = faults.next_fault() if faults is not None else None
+        if fault == "latency":
+            assert faults is not None
+            await anyio.sleep(faults.latency)
+        with self._lock:
+            now = self.clock()
+            self._store.apply_due(now)
+            if fault is None or fault == "latency" or fault == "truncate":
+                reply = self._dispatch(method, raw_path, headers, body, oversize, now)
+                if fault == "truncate":
+                    reply.action = "truncate"
+            else:
+                assert faults is not None
+                reply = self._fault_reply(fault, faults)
+            self._requests.append(
+                RecordedRequest(
+                    method=method,
+                    path=(raw_path + b"?" + query if query else raw_path).decode("latin-1"),
+                    headers=tuple(
+                        (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
+                    ),
+                    body=body,
+                    status=None if reply.action == "drop" else reply.status,
+                    fault=fault,
+                    time=now,
+                )
+            )
+        return reply
+
+    @staticmethod
+    def _fault_reply(fault: str, faults: Faults) -> _Reply:
+        if fault == "drop":
+            return _Reply(0, action="drop")
+        if fault == "html":
+            return _Reply(502, _HTML_502, [(b"content-type", b"text/html")])
+        if fault == "429":
+            return _Reply(
+                429,
+                b"Too Many Requests",
+                [
+                    (b"content-type", b"text/plain"),
+                    (b"retry-after", faults.retry_after_header().encode()),
+                ],
+            )
+        status = int(fault)
+        return _errors(
+            status,
+            [(10, f"Injected fault: {status} {_REASONS[status]}", "")],
+        )
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        sent = None
+        for name, value in headers:
+            if name.lower() == AUTH_HEADER:
+                sent = value
+                break
+        if not sent:
+            return False
+        # Constant time, and every key is compared, so the time says nothing
+        # about which key (or how much of one) matched.
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(sent, key)
+        return ok
+
+    def _dispatch(
+        self,
+        method: str,
+        raw_path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        oversize: bool,
+        now: float,
+    ) -> _Reply:
+        if not self._authorized(headers):
+            return _Reply(401)
+        version = None
+        for name, value in headers:
+            if name.lower() == VERSION_HEADER:
+                version = value.strip()
+                break
+        if version != b"2":
+            return _errors(
+                400,
+                [
+                    (
+                        2,
+                        'Invalid field value, or missing a required field "X-XNG-ApiVersion": '
+                        "send the header X-XNG-ApiVersion: 2",
+                        VERSION_POINTER,
+                    )
+                ],
+            )
+        raw_segments = raw_path.split(b"/")
+        if raw_segments[0] != b"" or b"" in raw_segments[1:] or raw_segments[1] != b"users":
+            return self._no_route(method, raw_path)
+        segments = [_segment(raw) for raw in raw_segments[2:]]
+        n = len(segments)
+        handler: Callable[[], _Reply] | None = None
+        allowed: tuple[str, ...]
+        if n == 0:
+            allowed = ("PUT",)
+            if method == "PUT":
+                handler = lambda: self._put(body, now)  # noqa: E731
+        elif n == 1:
+            user_id = segments[0]
+            if user_id == "batch":
+                allowed = ("GET", "DELETE", "POST")
+                if method == "POST":
+                    handler = lambda: self._batch(body, now)  # noqa: E731
+            else:
+                allowed = ("GET", "DELETE")
+            if method == "GET":
+                handler = lambda: self._get(user_id)  # noqa: E731
+            elif method == "DELETE":
+                handler = lambda: self._delete(user_id, now)  # noqa: E731
+        elif n == 2 and segments[0] == "email":
+            allowed = ("GET",)
+            if method == "GET":
+                handler = lambda: self._get_by_email(segments[1], None)  # noqa: E731
+        elif n == 4 and segments[0] == "email" and segments[2] == "bu":
+            allowed = ("GET",)
+            if method == "GET":
+                handler = lambda: self._get_by_email(segments[1], segments[3])  # noqa: E731
+        elif n == 2 and segments[0] == "track":
+            allowed = ("GET",)
+            if method == "GET":
+                handler = lambda: self._track(segments[1], now)  # noqa: E731
+        else:
+            return self._no_route(method, raw_path)
+        if handler is None:
+            reply = _errors(
+                405,
+                [(2, f"Method {method} is not allowed here; use {', '.join(allowed)}", "")],
+            )
+            reply.headers.append((b"allow", ", ".join(allowed).encode()))
+            return reply
+        if oversize:
+            return _errors(
+                413,
+                [
+                    (
+                        9,
+                        f"The request body is larger than {self.max_body_bytes:,} bytes; "
+                        "split the batch into smaller requests",
+                        "",
+                    )
+                ],
+            )
+        return handler()
+
+    @staticmethod
+    def _no_route(method: str, raw_path: bytes) -> _Reply:
+        shown = raw_path.decode("latin-1")
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        return _errors(
+            404,
+            [
+                (
+                    2,
+                    f"No such endpoint: {method} {shown}. The API has GET/DELETE /users/{{id}}, "
+                    "GET /users/email/{email}[/bu/{bu}], PUT /users, POST /users/batch and "
+                    "GET /users/track/{trackingId}",
+                    "",
+                )
+            ],
+        )
+
+    # -- the six calls -------------------------------------------------------------
+
+    def _get(self, user_id: str | None) -> _Reply:
+        user = self._store.users.get(user_id) if user_id is not None else None
+        if user is None:
+            return _Reply(404)
+        return _Reply(200, _json.dumps(user))
+
+    def _get_by_email(self, email: str | None, business_unit: str | None) -> _Reply:
+        if email is None:
+            return _Reply(404)
+        user = self._store.find_by_email(email, business_unit)
+        if user is None:
+            return _Reply(404)
+        return _Reply(200, _json.dumps(user))
+
+    def _track(self, tracking_id: str | None, now: float) -> _Reply:
+        tracking = self._store.tracking(tracking_id, now) if tracking_id is not None else None
+        if tracking is None:
+            return _Reply(404)
+        return _Reply(200, _json.dumps(tracking.wire()))
+
+    def _accepted(self, ops: list[Op], total: int, invalid: int, now: float) -> str:
+        return self._store.enqueue(
+            ops, total=total, invalid=invalid, now=now, delay=self.processing_delay
+        )
+
+    def _delete(self, user_id: str | None, now: float) -> _Reply:
+        # A body, if any, is ignored: some clients send one with DELETE. An id
+        # that is not UTF-8 names no user, and deleting no user succeeds.
+        tracking_id = self._accepted([(DELETE, user_id or "")], 1, 0, now)
+        return _Reply(202, _json.dumps({"trackingId": tracking_id}))
+
+    def _parse(self, body: bytes, what: str) -> tuple[Any, _Reply | None]:
+        try:
+            document = _json.loads(body)
+        except _json.JSONError as exc:
+            return None, _errors(400, [(1, f"Invalid JSON: {exc}", "")])
+        if type(document) is not dict:
+            return None, _errors(
+                400, [(1, f"Invalid JSON: the body must be a JSON object ({what})", "")]
+            )
+        return document, None
+
+    def _user_problems(
+        self, user: dict[str, Any], prefix: str, measure: bool
+    ) -> list[Problem] | None:
+        problems = self._validator.check(user, prefix)
+        if measure:
+            size = len(_json.dumps(user))
+            if size > MAX_USER_BYTES:
+                problem = (
+                    2,
+                    f"The user is {size:,} bytes long as JSON; a user is at most "
+                    f"{MAX_USER_BYTES:,} bytes",
+                    prefix,
+                )
+                problems = [*(problems or []), problem]
+        return problems
+
+    def _put(self, body: bytes, now: float) -> _Reply:
+        user, failed = self._parse(body, "a user")
+        if failed is not None:
+            return failed
+        problems = self._user_problems(user, "", len(body) > _MEASURE_USERS_ABOVE)
+        if problems:
+            return _errors(400, problems)
+        tracking_id = self._accepted([(UPSERT, user)], 1, 0, now)
+        return _Reply(202, _json.dumps({"trackingId": tracking_id}))
+
+    def _batch(self, body: bytes, now: float) -> _Reply:
+        document, failed = self._parse(body, '{"updated": [...], "deleted": [...]}')
+        if failed is not None:
+            return failed
+        problems: list[Problem] = [
+            (2, f'Unknown field "{key}": a batch has only "updated" and "deleted"', f"/{key}")
+            for key in document
+            if key != "updated" and key != "deleted"
+        ]
+        updated = document.get("updated")
+        deleted = document.get("deleted")
+        if updated is None:
+            updated = []
+        elif type(updated) is not list:
+            problems.append((2, '"updated" must be an array of users', "/updated"))
+        if deleted is None:
+            deleted = []
+        elif type(deleted) is not list:
+            problems.append((2, '"deleted" must be an array of {"id": ...} objects', "/deleted"))
+        if problems:
+            return _errors(400, problems)
+        total = len(updated) + len(deleted)
+        if total > MAX_BATCH_ITEMS:
+            return _errors(
+                400,
+                [
+                    (
+                        9,
+                        f"Max batch request size is {MAX_BATCH_ITEMS:,}, but was {total:,}",
+                        "/updated",
+                    )
+                ],
+            )
+        if total == 0:
+            return _errors(
+                400,
+                [
+                    (
+                        2,
+                        'Invalid field value, or missing a required field "updated": '
+                        "the batch is empty",
+                        "/updated",
+                    )
+                ],
+            )
+        ops: list[Op] = []
+        errors: list[Problem] = []
+        invalid = 0
+        measure = len(body) > _MEASURE_USERS_ABOVE
+        check = self._validator.check
+        for index, user in enumerate(updated):
+            if type(user) is not dict:
+                errors.append(
+                    (2, 'An item of "updated" must be a user object', f"/updated/{index}")
+                )
+                invalid += 1
+                continue
+            found = (
+                self._user_problems(user, f"/updated/{index}", True)
+                if measure
+                else check(user, f"/updated/{index}")
+            )
+            if found:
+                errors.extend(found)
+                invalid += 1
+            else:
+                ops.append((UPSERT, user))
+        for index, item in enumerate(deleted):
+            if type(item) is not dict:
+                errors.append(
+                    (2, 'An item of "deleted" must be an object with an "id"', f"/deleted/{index}")
+                )
+                invalid += 1
+                continue
+            user_id = item.get("id")
+            email = item.get("email")
+            if type(user_id) is not str or not user_id:
+                errors.append(
+                    (
+                        2,
+                        'Invalid field value, or missing a required field "id"',
+                        f"/deleted/{index}/id",
+                    )
+                )
+                invalid += 1
+            elif email is not None and (type(email) is not str or not check_email(email)):
+                errors.append(
+                    (
+                        4,
+                        f"Invalid email {_show(email)}. The email address must be in the addr-spec "
+                        "format as defined in RFC 5322",
+                        f"/deleted/{index}/email",
+                    )
+                )
+                invalid += 1
+            else:
+                ops.append((DELETE, user_id))
+        tracking_id = self._accepted(ops, total, invalid, now)
+        if errors:
+            return _errors(400, errors, trackingId=tracking_id)
+        return _Reply(202, _json.dumps({"trackingId": tracking_id}))
