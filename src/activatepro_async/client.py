@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import anyio
 import attrs
 import cattrs
 import httpx
@@ -243,7 +244,10 @@ class AsyncClient:
     Args:
         api_key: your Master API key; falls back to ``ACTIVATEPRO_API_KEY``.
         base_url: falls back to ``ACTIVATEPRO_BASE_URL``, then the production API.
-        timeout: seconds, or an ``httpx.Timeout``, for each try of a request.
+        timeout: seconds for each try of a request, in all (connecting, sending,
+            waiting, reading): a server that trickles its answer byte by byte
+            cannot stretch a try past it. An ``httpx.Timeout`` sets each phase;
+            its largest phase is then the bound of the whole try.
         max_retries: how often a failed request is tried again (shorthand for
             ``retry=RetryPolicy(max_retries=...)``).
         retry: the full :class:`RetryPolicy`.
@@ -276,6 +280,8 @@ class AsyncClient:
             policy = attrs.evolve(policy, max_retries=max_retries)
         self.retry = policy
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        phases = self._timeout.as_dict().values()
+        self._try_deadline: float | None = max((p for p in phases if p is not None), default=None)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else self._make_http_client(transport)
         self._headers = _RedactedHeaders(
@@ -399,7 +405,7 @@ class AsyncClient:
         self,
         tracking_id: str,
         *,
-        timeout: float = 300.0,
+        timeout: float = 300.0,  # noqa: ASYNC109 - the API of the issue; a give-up time, not a cancel
         poll_interval: float = 0.5,
         max_poll_interval: float = 10.0,
     ) -> TrackingStatus:
@@ -454,9 +460,7 @@ class AsyncClient:
             status: int | None = None
             retry_after: float | None = None
             try:
-                response = await self._http.request(
-                    method, url, content=content, headers=headers, timeout=self._timeout
-                )
+                response = await self._send_once(method, url, content, headers)
             except httpx.TransportError as exc:
                 error: Exception = _connection_error(exc, method, path)
                 logger.debug(
@@ -494,6 +498,20 @@ class AsyncClient:
             if on_retry is not None:
                 on_retry(event)
             await policy.sleep(wait)
+
+    async def _send_once(
+        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        # httpx's timeouts bound each read and write; this bounds the whole try,
+        # so a server trickling bytes cannot stretch it.
+        try:
+            with anyio.fail_after(self._try_deadline):
+                return await self._http.request(
+                    method, url, content=content, headers=headers, timeout=self._timeout
+                )
+        except TimeoutError as exc:
+            message = f"no complete response within {self._try_deadline:g} s"
+            raise httpx.TimeoutException(message) from exc
 
     def _next_wait(
         self, waits: Any, retry_after: float | None, attempt: int, started: float

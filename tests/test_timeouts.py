@@ -1,0 +1,64 @@
+"""A server that never answers, or trickles its answer, cannot hang a call.
+
+These tests use a real socket on 127.0.0.1, so they wait for the client's
+(short) timeouts to run out; the outer ``fail_after`` only guards against a hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+import pytest
+from anyio.abc import SocketStream
+
+from activatepro_async import APITimeoutError, AsyncClient, RetryPolicy
+
+from .helpers import API_KEY, FakeTime
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[SocketStream], Awaitable[None]]
+
+
+@asynccontextmanager
+async def tcp_server(handler: Handler) -> AsyncIterator[str]:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def serve_one(stream: SocketStream) -> None:
+        async with stream:
+            # The client hangs up on a timeout, as it should.
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError):
+                await handler(stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve_one)
+        yield f"http://127.0.0.1:{port}"
+        tg.cancel_scope.cancel()
+
+
+async def never_answer(stream: SocketStream) -> None:
+    await stream.receive()
+    await anyio.sleep_forever()
+
+
+async def trickle(stream: SocketStream) -> None:
+    await stream.receive()
+    await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    while True:  # one byte every 20 ms: each read is quick, the whole never ends
+        await stream.send(b"x")
+        await anyio.sleep(0.02)
+
+
+@pytest.mark.parametrize("handler", [never_answer, trickle], ids=["silent", "trickle"])
+async def test_a_try_never_outlives_its_timeout(handler: Handler, fake_time: FakeTime) -> None:
+    retry = RetryPolicy(max_retries=2, jitter=None, sleep=fake_time.sleep, clock=fake_time.clock)
+    async with tcp_server(handler) as url:
+        client = AsyncClient(API_KEY, base_url=url, timeout=0.25, retry=retry)
+        with anyio.fail_after(10):
+            async with client:
+                with pytest.raises(APITimeoutError, match="timed out"):
+                    await client.get_user("1")
+    assert fake_time.sleeps == [0.5, 1.0], "each try timed out, then was retried"
