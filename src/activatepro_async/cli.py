@@ -1,0 +1,179 @@
+"""The ``activatepro`` command.
+
+``activatepro serve`` runs the emulator on a real port::
+
+    activatepro serve --port 8080 --api-key test-key --processing-delay 0.5
+    activatepro serve --fault-rate 0.1 --fault-kinds 500,503,429,drop --fault-seed 7
+
+The command needs the ``server`` extra (click and uvicorn):
+``pip install 'activatepro-async[server]'``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+INSTALL_HINT = "pip install 'activatepro-async[server]'"
+
+try:
+    import click
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    # The console script imports this module to find main(): one line, no traceback.
+    sys.stderr.write(f"activatepro: the command needs {exc.name}: {INSTALL_HINT}\n")
+    raise SystemExit(1) from None
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="activatepro-async", prog_name="activatepro")
+def main() -> None:
+    """Tools for the ActivatePro User Profile API v2 (activatepro-async)."""
+
+
+def _fault_kinds(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .emulator import Faults
+
+    try:
+        Faults(kinds=value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 picks a free port.",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    default=("test-key",),
+    show_default=True,
+    help="An accepted X-XNG-AuthToken; repeat for several.",
+)
+@click.option(
+    "--processing-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds before an accepted write is applied.",
+)
+@click.option(
+    "--accept-unknown-attributes",
+    is_flag=True,
+    help="Store attributes outside the default schema instead of refusing them (code 6).",
+)
+@click.option(
+    "--max-body-bytes",
+    default=32 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Larger request bodies get 413.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of requests answered with a fault.",
+)
+@click.option(
+    "--fault-kinds",
+    default=None,
+    callback=_fault_kinds,
+    help="Comma-separated: 500,502,503,504,429,latency,drop,truncate,html (default: all).",
+)
+@click.option(
+    "--fault-seed", default=0, show_default=True, type=int, help="Seed of the fault draws."
+)
+@click.option(
+    "--fault-retry-after",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Retry-After seconds of a 429.",
+)
+@click.option(
+    "--fault-latency",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds a latency fault waits.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn's log level.",
+)
+def serve(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    processing_delay: float,
+    accept_unknown_attributes: bool,
+    max_body_bytes: int,
+    fault_rate: float,
+    fault_kinds: str | None,
+    fault_seed: int,
+    fault_retry_after: float,
+    fault_latency: float,
+    log_level: str,
+) -> None:
+    """Run the ActivatePro emulator on HTTP until Ctrl-C.
+
+    State lives in memory and is lost when the server stops.
+    """
+    try:
+        import uvicorn  # noqa: F401  (checked here for a one-line message)
+    except ModuleNotFoundError as error:
+        raise click.ClickException(
+            f"the emulator's server needs {error.name}: {INSTALL_HINT}"
+        ) from None
+    from .emulator import FAULT_KINDS, Emulator, Faults
+    from .emulator._server import run_forever
+
+    faults = None
+    if fault_rate > 0.0:
+        faults = Faults(
+            rate=fault_rate,
+            kinds=fault_kinds if fault_kinds is not None else FAULT_KINDS,
+            seed=fault_seed,
+            retry_after=fault_retry_after,
+            latency=fault_latency,
+        )
+    emulator = Emulator(
+        api_keys,
+        processing_delay=processing_delay,
+        accept_unknown_attributes=accept_unknown_attributes,
+        faults=faults,
+        max_body_bytes=max_body_bytes,
+    )
+
+    def ready(base_url: str) -> None:
+        # The keys are never printed: they are secrets in a shared terminal or log.
+        click.echo(f"ActivatePro emulator listening on {base_url}", nl=True)
+        if faults is not None:
+            click.echo(
+                f"Injecting faults into {fault_rate:.0%} of requests: {', '.join(faults.kinds)}"
+            )
+        click.echo("Press Ctrl-C to stop.")
+        sys.stdout.flush()
+
+    try:
+        run_forever(emulator, host=host, port=port, log_level=log_level, on_ready=ready)
+    except OSError as error:  # e.g. the port is taken
+        raise click.ClickException(
+            f"cannot serve on {host}:{port}: {error.strerror or error}"
+        ) from None
+    click.echo("Stopped.")
