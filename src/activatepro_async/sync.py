@@ -1,0 +1,371 @@
+"""``Client``: the blocking facade over :class:`AsyncClient`, for code that is not async.
+
+There is one implementation of the API, :class:`AsyncClient`. ``Client`` runs it
+on an event loop of its own, in one thread per client (an anyio blocking portal,
+started on first use), and hands each call across with ``portal.call``:
+
+* every sync method is a twin of a public coroutine method of ``AsyncClient``,
+  made by :func:`_twin` from one line in the class body. The twin has the same
+  name, parameters, result and docstring; mypy and IDEs read its real types
+  through a ``ParamSpec``. ``tests/test_sync_parity.py`` fails when a public
+  coroutine method of ``AsyncClient`` has no twin with the same signature.
+* the ``AsyncClient`` (and its ``httpx.AsyncClient``) is created on the portal's
+  loop and used there only, so no connection ever meets a second event loop.
+* a :class:`_Runner` owns the thread and the ``AsyncClient``. It holds no
+  reference to the ``Client``, so a ``weakref.finalize`` can close it when the
+  ``Client`` is garbage-collected or the interpreter exits (an open portal at
+  exit would otherwise hang the process).
+* after ``os.fork()`` the child drops the parent's loop without touching it (its
+  thread does not exist in the child) and starts a fresh one with fresh
+  connections on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._retry import RetryPolicy
+from .client import AsyncClient, _check_api_key, _check_base_url, _Secret
+from .errors import ConfigurationError
+
+__all__ = ["BACKENDS", "Client"]
+
+#: The event loops a :class:`Client` can run its portal on.
+BACKENDS = ("asyncio", "trio")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# Loops left behind by a fork: their threads do not exist in the child, and
+# finalizing them (the portal's context manager) would wait for those threads
+# forever. Keeping them referenced keeps them from being finalized.
+_ABANDONED: list[_Loop] = []
+
+
+class _Loop:
+    """The running portal of one process: its thread, loop and AsyncClient."""
+
+    __slots__ = ("client", "cm", "pid", "portal", "thread_id")
+
+    def __init__(
+        self,
+        cm: AbstractContextManager[BlockingPortal],
+        portal: BlockingPortal,
+        client: AsyncClient,
+        thread_id: int,
+    ) -> None:
+        self.pid = os.getpid()
+        self.cm = cm
+        self.portal = portal
+        self.client = client
+        self.thread_id = thread_id
+
+
+def _inside_trio_run() -> bool:
+    """Whether this thread runs ``trio.run`` (trio then refuses blocking portal calls)."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_helper_thread(func: Callable[[], _R]) -> _R:
+    """Run ``func`` in a short-lived thread and wait for it, passing on its outcome."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, func()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target, name="activatepro-portal-call", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: _R = value
+    return result
+
+
+class _Runner:
+    """Owns the portal thread and the AsyncClient of one :class:`Client`.
+
+    It never references the ``Client``: a ``weakref.finalize`` on the ``Client``
+    calls :meth:`close` when the ``Client`` is collected or the interpreter exits.
+    """
+
+    def __init__(self, backend: str, settings: dict[str, Any], secret: _Secret) -> None:
+        self.backend = backend
+        self._settings = settings
+        self._secret = secret
+        self._lock = threading.Lock()
+        self._loop: _Loop | None = None
+        self._closed = False
+        # True once a loop of this runner has used the caller's own http_client
+        # or network transport: after a fork its connections belong to the parent.
+        self._shares_connections = False
+        _RUNNERS.add(self)
+
+    def _refused(self) -> bool:
+        """Whether this thread may not call the portal itself (trio inside trio.run)."""
+        return self.backend == "trio" and _inside_trio_run()
+
+    # -- one call ----------------------------------------------------------
+
+    def call(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Run ``AsyncClient.<name>(*args, **kwargs)`` on the portal; block for the result."""
+        loop = self._loop
+        if loop is None or loop.pid != os.getpid():
+            loop = self._start()
+        if threading.get_ident() == loop.thread_id:
+            raise RuntimeError(
+                f"Client.{name}() was called on the Client's own event loop thread, from a "
+                "callback it runs (on_progress, a generator given to upsert_many): collect "
+                "what you need first, or use AsyncClient in async code"
+            )
+        method = getattr(loop.client, name)
+        if self._refused():
+            return _in_helper_thread(lambda: loop.portal.call(method, *args, **kwargs))
+        future = loop.portal.start_task_soon(functools.partial(method, *args, **kwargs))
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any error of the waiting thread) cancels the request too.
+            future.cancel()
+            raise
+
+    # -- lifetime ----------------------------------------------------------
+
+    def _start(self) -> _Loop:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    "this Client is closed: create a new Client(...), or use one "
+                    "`with Client(...) as client:` block for all the calls"
+                )
+            loop = self._loop
+            if loop is not None and loop.pid == os.getpid():
+                return loop  # another thread started it while we waited
+            if loop is not None:
+                self._forget_after_fork()
+            loop = _in_helper_thread(self._open_loop) if self._refused() else self._open_loop()
+            self._loop = loop
+            return loop
+
+    def _open_loop(self) -> _Loop:
+        cm = start_blocking_portal(self.backend)
+        portal = cm.__enter__()
+        try:
+            client, thread_id = portal.call(self._make_client)
+        except BaseException:
+            cm.__exit__(*sys.exc_info())
+            raise
+        return _Loop(cm, portal, client, thread_id)
+
+    async def _make_client(self) -> tuple[AsyncClient, int]:
+        # Runs on the portal's loop: the httpx client is born where it is used.
+        threading.current_thread().name = f"activatepro-portal-{self.backend}"
+        if self._shares_connections:
+            raise ConfigurationError(
+                "this Client was used before os.fork() with your own http_client= (or a "
+                "network transport=), whose connections belong to the parent process: "
+                "create the Client in the child (e.g. in Celery's worker_process_init), "
+                "or let the SDK make its own httpx client"
+            )
+        settings = self._settings
+        if settings["http_client"] is not None or isinstance(
+            settings["transport"], httpx.AsyncHTTPTransport
+        ):
+            self._shares_connections = True
+        client = AsyncClient(self._secret.get(), **settings)
+        return client, threading.get_ident()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's loop without touching its dead thread."""
+        if self._loop is not None:
+            _ABANDONED.append(self._loop)
+            self._loop = None
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._forget_after_fork()
+
+    def close(self) -> None:
+        """Close the AsyncClient on its loop, then end the loop and its thread."""
+        with self._lock:
+            self._closed = True
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if loop.pid != os.getpid():
+            _ABANDONED.append(loop)
+        elif threading.get_ident() == loop.thread_id:
+            # The Client was garbage-collected on its own loop's thread, which
+            # cannot wait for itself to end: let another thread do it.
+            threading.Thread(
+                target=_close_loop, args=(loop,), name="activatepro-portal-close", daemon=True
+            ).start()
+        elif self._refused():
+            _in_helper_thread(lambda: _close_loop(loop))
+        else:
+            _close_loop(loop)
+
+
+def _close_loop(loop: _Loop) -> None:
+    try:
+        loop.portal.call(loop.client.aclose)
+    finally:
+        # Stops the portal and joins its thread.
+        loop.cm.__exit__(None, None, None)
+
+
+_RUNNERS: weakref.WeakSet[_Runner] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for runner in list(_RUNNERS):
+        runner.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _twin(
+    method: Callable[Concatenate[AsyncClient, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Client, _P], _R]:
+    """The blocking twin of a coroutine method of AsyncClient, for the body of Client.
+
+    Typed through ``_P``/``_R``, so ``Client().get_user`` has the exact parameters
+    and result of ``AsyncClient.get_user`` for mypy and IDEs; at run time it has its
+    signature and docstring too (``inspect.signature`` follows ``__wrapped__``).
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def twin(self: Client, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        result: _R = self._runner.call(name, args, kwargs)
+        return result
+
+    twin.__qualname__ = f"Client.{name}"
+    if method.__doc__:
+        twin.__doc__ = method.__doc__.replace("await ", "")
+    return twin
+
+
+class Client:
+    """The ActivatePro User Profile API v2 for code that is not async: Django
+    views, Celery tasks, scripts, notebooks.
+
+    >>> with Client(api_key="...") as client:
+    ...     user = client.get_user("42")
+
+    It takes the arguments of :class:`AsyncClient` and has each of its methods
+    as a plain function, with the same parameters, results and exceptions: it
+    runs that very ``AsyncClient`` on an event loop in a thread of its own
+    (started on first use, ended by :meth:`close`). One ``Client`` may be shared
+    by many threads, and used after ``os.fork()`` (the child makes fresh
+    connections). Callbacks such as ``on_progress`` run on that thread.
+
+    In async code use :class:`AsyncClient`: ``Client`` works there too (it does
+    not fail with "event loop is already running"), but each call blocks the
+    caller's event loop until the answer comes.
+
+    Args:
+        backend: ``"asyncio"`` (the default) or ``"trio"`` (needs ``trio``
+            installed): the event loop the client runs on. Only ``Client`` has it.
+
+    The other arguments are those of :class:`AsyncClient`. Your own
+    ``http_client=`` is used on the client's thread; do not use it elsewhere.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backend: str = "asyncio",
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "trio" and importlib.util.find_spec("trio") is None:
+            raise ConfigurationError("backend='trio' needs trio: pip install trio")
+        # Checked here, not on first use, so that a wrong setting fails where it is made.
+        secret = _Secret(_check_api_key(api_key))
+        self.base_url = _check_base_url(base_url)
+        self.backend = backend
+        settings: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry": retry,
+            "http_client": http_client,
+            "transport": transport,
+        }
+        self._runner = _Runner(backend, settings, secret)
+        # The callback holds the runner, never the client, so the client can be
+        # collected; weakref.finalize also calls it at interpreter exit.
+        self._finalizer = weakref.finalize(self, self._runner.close)
+
+    def __repr__(self) -> str:
+        return f"<Client base_url={self.base_url!r} backend={self.backend!r}>"
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections and end the client's thread; later calls raise.
+
+        Safe to call more than once. Do not call it while other threads still
+        use the client.
+        """
+        self._finalizer()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the API: one twin per public coroutine method of AsyncClient ------
+    # (tests/test_sync_parity.py fails when one is missing or differs)
+
+    get_user = _twin(AsyncClient.get_user)
+    get_user_by_email = _twin(AsyncClient.get_user_by_email)
+    upsert_user = _twin(AsyncClient.upsert_user)
+    delete_user = _twin(AsyncClient.delete_user)
+    batch = _twin(AsyncClient.batch)
+    get_tracking = _twin(AsyncClient.get_tracking)
+    wait_for_tracking = _twin(AsyncClient.wait_for_tracking)
