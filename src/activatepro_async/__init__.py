@@ -26,6 +26,7 @@ from .errors import (
     ValidationError,
 )
 from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
+from .sync import Client
 
 __all__ = [
     "APIConnectionError",
@@ -37,6 +38,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchAccepted",
+    "Client",
     "ConfigurationError",
     "ErrorCode",
     "NotFoundError",
