@@ -80,12 +80,15 @@ async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
     size = 0
     stream = request.stream
     assert isinstance(stream, httpx.AsyncByteStream)
+    # Read to the end even past the limit (keeping nothing): leaving the
+    # caller's generator half-consumed would leave it unclosed.
     try:
         async for chunk in stream:
             size += len(chunk)
-            if size > limit:
-                return b"", True
-            chunks.append(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif chunks:
+                chunks.clear()
     finally:
         await stream.aclose()
-    return b"".join(chunks), False
+    return (b"", True) if size > limit else (b"".join(chunks), False)
