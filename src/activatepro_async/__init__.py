@@ -7,6 +7,14 @@
 
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
+from .bulk import (
+    BulkProgress,
+    BulkResult,
+    FailedChunk,
+    RejectedUser,
+    TrackingFailure,
+    TrackingTotals,
+)
 from .client import AsyncClient
 from .errors import (
     ActivateProError,
@@ -15,6 +23,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BulkError,
     ConfigurationError,
     ErrorCode,
     NotFoundError,
@@ -38,18 +47,25 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchAccepted",
+    "BulkError",
+    "BulkProgress",
+    "BulkResult",
     "Client",
     "ConfigurationError",
     "ErrorCode",
+    "FailedChunk",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RejectedUser",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "Stage",
+    "TrackingFailure",
     "TrackingStatus",
     "TrackingTimeoutError",
+    "TrackingTotals",
     "UnexpectedResponseError",
     "User",
     "ValidationError",

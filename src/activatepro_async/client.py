@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -47,6 +47,11 @@ from .errors import (
     ValidationError,
 )
 from .models import Accepted, BatchAccepted, TrackingStatus, User, converter, user_to_wire
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
+
+    from .bulk import BulkProgress, BulkResult
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "AsyncClient"]
 
@@ -436,6 +441,113 @@ class AsyncClient:
                 )
             await sleep(min(interval, remaining))
             interval = min(interval * 1.5, max_poll_interval)
+
+    # -- bulk ----------------------------------------------------------------
+
+    async def upsert_many(
+        self,
+        users: Iterable[User | Mapping[str, Any]] | AsyncIterable[User | Mapping[str, Any]],
+        *,
+        chunk_size: int = MAX_BATCH_ITEMS,
+        concurrency: int = 8,
+        max_chunk_bytes: int = 16 * 1024 * 1024,
+        wait: bool = False,
+        wait_timeout: float = 300.0,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        raise_on_failure: bool = True,
+    ) -> BulkResult:
+        """Create or update any number of users, in concurrent batches; nothing is lost.
+
+        ``users`` is any iterable or async iterable of :class:`User`s or wire
+        mappings, e.g. a generator over a 10-million-row file: it is read lazily
+        and only the chunks in flight are held in memory. They are sent in
+        chunks of at most ``chunk_size`` (at most 1000, the API's limit) and
+        ``max_chunk_bytes`` of JSON, by at most ``concurrency`` requests at a
+        time (and never more than the HTTP pool's ``max_connections``), each
+        with the client's retries. When the API answers 429 or 503 the run
+        lowers its concurrency, and raises it again as calls succeed.
+
+        >>> result = await client.upsert_many(users, on_progress=print)
+        >>> result.accepted, len(result.rejected), result.tracking_ids[:1]
+
+        The :class:`BulkResult` accounts for every item read
+        (``accepted + len(rejected) + failed == submitted``):
+
+        - *rejected*: users the API refused (a batch 400 names them by JSON
+          pointer, mapped back to the user's id and input position), and items
+          refused locally without being sent: not a ``User``/mapping, no id,
+          not encodable as JSON (NaN, a naive datetime), or over the API's
+          1 MiB per-user limit.
+        - *failed chunks*: chunks whose request failed after all retries, with
+          their user ids and the exception; the run goes on with the rest.
+
+        ``wait=True`` then polls every tracking id to ``PROCESSED`` (at most
+        ``concurrency`` at a time, each for up to ``wait_timeout`` seconds) and
+        adds the server's success and error totals to the result.
+        ``on_progress`` (a plain or async callable) gets a :class:`BulkProgress`
+        after each chunk; calls never overlap.
+
+        Raises :class:`BulkError` (``.result`` holds the :class:`BulkResult`)
+        when anything was rejected or failed, unless ``raise_on_failure=False``;
+        and always, at once, when the run must stop early: a 401 or 403 (every
+        other chunk would fail alike), an exception from ``users`` (what was
+        read is sent first) or from ``on_progress``. Cancelling the call (a
+        timeout, Ctrl-C) cancels every request of the run and lets the
+        cancellation through unchanged, with no task left running; the counts
+        up to then are those of the last ``on_progress`` call.
+
+        With concurrency above 1, chunks may be applied out of input order:
+        if the same id appears twice in different chunks, which write wins is
+        not defined (within one chunk, input order holds).
+        """
+        from .bulk import run_bulk
+
+        return await run_bulk(
+            self,
+            users,
+            operation="upsert",
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            max_chunk_bytes=max_chunk_bytes,
+            wait=wait,
+            wait_timeout=wait_timeout,
+            on_progress=on_progress,
+            raise_on_failure=raise_on_failure,
+        )
+
+    async def delete_many(
+        self,
+        user_ids: Iterable[DeletedItem] | AsyncIterable[DeletedItem],
+        *,
+        chunk_size: int = MAX_BATCH_ITEMS,
+        concurrency: int = 8,
+        max_chunk_bytes: int = 16 * 1024 * 1024,
+        wait: bool = False,
+        wait_timeout: float = 300.0,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        raise_on_failure: bool = True,
+    ) -> BulkResult:
+        """Delete any number of users, in concurrent batches (as :meth:`upsert_many`).
+
+        ``user_ids`` holds ids (``str``), :class:`User`s or wire mappings with
+        an ``"id"``; unknown ids succeed, as for :meth:`delete_user`.
+
+        >>> result = await client.delete_many(line.strip() for line in open("ids.txt"))
+        """
+        from .bulk import run_bulk
+
+        return await run_bulk(
+            self,
+            user_ids,
+            operation="delete",
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            max_chunk_bytes=max_chunk_bytes,
+            wait=wait,
+            wait_timeout=wait_timeout,
+            on_progress=on_progress,
+            raise_on_failure=raise_on_failure,
+        )
 
     # -- the one request path ----------------------------------------------
 

@@ -8,6 +8,7 @@ Everything the SDK raises on purpose derives from :class:`ActivateProError`::
     │   └── APITimeoutError       ... because a timeout ran out
     ├── UnexpectedResponseError   a success status with a body we cannot read
     ├── TrackingTimeoutError      wait_for_tracking() gave up; also a TimeoutError
+    ├── BulkError                 a bulk run left users unstored; .result says which
     └── APIStatusError            the server answered with an error status
         ├── ValidationError       400
         ├── AuthenticationError   401
@@ -27,8 +28,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from .bulk import BulkResult
 
 __all__ = [
     "APIConnectionError",
@@ -37,6 +42,7 @@ __all__ = [
     "ActivateProError",
     "ApiError",
     "AuthenticationError",
+    "BulkError",
     "ConfigurationError",
     "ErrorCode",
     "NotFoundError",
@@ -213,3 +219,24 @@ class RateLimitError(APIStatusError):
 
 class ServerError(APIStatusError):
     """5xx: trouble on the server's side (raised once the retries ran out)."""
+
+
+class BulkError(ActivateProError):
+    """A bulk run (``upsert_many``/``delete_many``) did not store every user.
+
+    ``result`` is the :class:`~activatepro_async.BulkResult` of the run: who was
+    rejected and why, which chunks failed and with what, every tracking id. It
+    is raised at the end of a run with failures (unless ``raise_on_failure=False``),
+    by :meth:`BulkResult.raise_for_failures`, and at once when something stops
+    the run early (a 401 or 403, an exception from your input or ``on_progress``);
+    then ``result.aborted_by`` and ``__cause__`` hold that exception.
+
+    >>> try:
+    ...     await client.upsert_many(users)
+    ... except BulkError as exc:
+    ...     retry_later(exc.result.failed_user_ids)
+    """
+
+    def __init__(self, message: str, *, result: BulkResult) -> None:
+        super().__init__(message)
+        self.result = result

@@ -1,0 +1,860 @@
+"""The bulk engine behind ``upsert_many`` and ``delete_many``: the path of one bulk run.
+
+Top to bottom:
+
+1. One **producer** task reads the input (any iterable or async iterable),
+   turns each item into its wire form (:func:`~.models.user_to_wire`) and
+   collects up to ``chunk_size`` of them. An item it cannot send (not a user,
+   no id, not JSON, too large) is *rejected locally* with its reason.
+2. It encodes the chunk in one call (orjson when installed, else the standard
+   library, same meaning), splits it further only when it is over the byte
+   limit, and hands it over a zero-buffer memory stream. So at any time only
+   the chunks being sent plus the one being built are in memory, whatever the
+   size of the input.
+3. ``concurrency`` **worker** tasks take chunks from the stream and POST them
+   with the client's retries (:meth:`AsyncClient._send_batch`). Before each
+   request a worker takes a slot of the :class:`_Aimd` limiter, which lowers
+   the number of requests in flight when the API answers 429 or 503 and raises
+   it again as calls succeed.
+4. Each answer is mapped back to the input: a 202 accepts the chunk; a 400
+   with a tracking id accepts all users but those its JSON pointers name
+   (``/updated/17/email`` is the 18th user of the chunk: its id and input
+   position are kept); a chunk that fails after all retries is reported with
+   its user ids and the exception, and the run goes on.
+5. With ``wait=True``, the tracking ids are polled to ``PROCESSED`` by at most
+   ``concurrency`` pollers and the server's totals are added up.
+
+Every task lives in one anyio task group, so the engine runs on asyncio and
+trio alike and no task outlives the call, also when it is cancelled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import attrs
+import httpx
+
+from ._retry import RetryEvent
+from .client import MAX_BATCH_ITEMS, _deleted_to_wire, _encode_json
+from .errors import (
+    ActivateProError,
+    ApiError,
+    APIStatusError,
+    AuthenticationError,
+    BulkError,
+    ErrorCode,
+    PermissionDeniedError,
+)
+from .models import BatchAccepted, User, user_to_wire
+
+if TYPE_CHECKING:
+    from anyio import CancelScope
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from .client import AsyncClient
+
+try:  # optional: about ten times faster than the standard library for bulk bodies
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_MAX_CHUNK_BYTES",
+    "MAX_USER_BYTES",
+    "BulkProgress",
+    "BulkResult",
+    "FailedChunk",
+    "Operation",
+    "RejectedUser",
+    "TrackingFailure",
+    "TrackingTotals",
+]
+
+logger = logging.getLogger("activatepro_async")
+
+#: The API refuses a user whose compact JSON is larger than this (1 MiB).
+MAX_USER_BYTES = 1024 * 1024
+#: The default cap on one batch body; the API's own limit is higher (32 MiB).
+DEFAULT_MAX_CHUNK_BYTES = 16 * 1024 * 1024
+#: No cap below this: a chunk must at least hold an ordinary user.
+MIN_CHUNK_BYTES = 1024
+
+#: What a bulk run does with its items.
+Operation = Literal["upsert", "delete"]
+
+# AIMD: halve the allowed requests in flight on 429/503 (not below one), add
+# 1/limit per successful chunk (about one more per round of `limit` chunks).
+AIMD_DECREASE = 0.5
+_CONGESTION_STATUSES = frozenset({429, 503})
+_ABORT_ERRORS = (AuthenticationError, PermissionDeniedError)
+_CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
+
+
+# --------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RejectedUser:
+    """A user that was not stored because it is invalid.
+
+    ``position`` is its 0-based index in the input, ``user_id`` its id (``None``
+    when it had no usable one). ``errors`` are the API's errors for it, or, when
+    ``local`` is true, the SDK's: it was never sent (not a user, no id, not
+    JSON, over the 1 MiB per-user limit or the chunk byte limit).
+    """
+
+    position: int
+    user_id: str | None
+    errors: tuple[ApiError, ...]
+    local: bool = False
+
+    @property
+    def reason(self) -> str:
+        """All errors in one line, e.g. ``"[4] Invalid email (at /updated/3/email)"``."""
+        return "; ".join(str(e) for e in self.errors)
+
+
+@attrs.frozen
+class FailedChunk:
+    """A chunk whose request failed after all retries (or was stopped by an abort).
+
+    Its users may or may not be stored: sending them again is safe, since an
+    upsert or delete applied twice leaves the same state. ``index`` counts the
+    chunks of the run from 0; ``positions`` and ``user_ids`` name its users.
+    """
+
+    index: int
+    positions: tuple[int, ...]
+    user_ids: tuple[str, ...]
+    exception: Exception
+
+
+@attrs.frozen
+class TrackingTotals:
+    """The server's counts over all tracking ids of a run, once ``PROCESSED``.
+
+    ``error`` includes the users the API rejected in partial batches.
+    """
+
+    total: int = 0
+    success: int = 0
+    error: int = 0
+
+
+@attrs.frozen
+class TrackingFailure:
+    """A tracking id that ``wait=True`` could not follow to ``PROCESSED``."""
+
+    tracking_id: str
+    exception: Exception
+
+
+@attrs.frozen
+class BulkProgress:
+    """The counts of a bulk run so far, handed to ``on_progress`` after each chunk.
+
+    ``submitted`` users were read from the input; of those, ``accepted`` were
+    taken by the API, ``rejected`` refused (locally or by the API) and
+    ``failed`` are in chunks that failed; the rest are on their way.
+    ``concurrency`` is the number of requests now allowed in flight (lowered
+    on 429/503). The ``chunk_*`` fields describe the chunk just finished: the
+    input positions it carried and its tracking id (``None`` if it failed).
+    """
+
+    operation: Operation
+    submitted: int
+    accepted: int
+    rejected: int
+    failed: int
+    chunks_done: int
+    chunks_failed: int
+    retries: int
+    concurrency: int
+    elapsed: float
+    chunk_index: int
+    chunk_positions: tuple[int, ...]
+    chunk_tracking_id: str | None
+
+
+@attrs.frozen
+class BulkResult:
+    """What a bulk run did with every user it read.
+
+    ``accepted + len(rejected) + failed == submitted`` always holds. ``accepted``
+    users were taken by the API; the API applies them asynchronously, and with
+    ``wait=True`` ``tracking`` holds its final counts (``processing_errors``
+    counts users the API accepted but could not apply, e.g. an email taken in
+    that business unit).
+
+    >>> result = await client.upsert_many(users, raise_on_failure=False)
+    >>> for rejected in result.rejected:
+    ...     print(rejected.position, rejected.user_id, rejected.reason)
+    """
+
+    operation: Operation
+    submitted: int
+    accepted: int
+    rejected: tuple[RejectedUser, ...] = ()
+    failed_chunks: tuple[FailedChunk, ...] = ()
+    #: One per chunk the API accepted, in chunk order.
+    tracking_ids: tuple[str, ...] = ()
+    #: Errors of partial batches whose pointer names no user.
+    unattributed_errors: tuple[ApiError, ...] = ()
+    chunks: int = 0
+    retries: int = 0
+    elapsed: float = 0.0
+    tracking: TrackingTotals | None = None
+    processing_errors: int | None = None
+    tracking_failures: tuple[TrackingFailure, ...] = ()
+    #: The exception that stopped the run early, if one did.
+    aborted_by: Exception | None = None
+
+    @property
+    def failed(self) -> int:
+        """How many users are in failed chunks."""
+        return sum(len(chunk.user_ids) for chunk in self.failed_chunks)
+
+    @property
+    def failed_user_ids(self) -> list[str]:
+        """The ids of the users in failed chunks, in input order (to send again)."""
+        return [uid for chunk in self.failed_chunks for uid in chunk.user_ids]
+
+    @property
+    def ok(self) -> bool:
+        """True when every user was accepted (and, with ``wait=True``, applied)."""
+        return not (
+            self.rejected
+            or self.failed_chunks
+            or self.unattributed_errors
+            or self.tracking_failures
+            or self.processing_errors
+            or self.aborted_by is not None
+        )
+
+    def summary(self) -> str:
+        """One line for logs: ``"upsert: 2000 submitted, 1998 accepted, 2 rejected, ..."``."""
+        text = (
+            f"{self.operation}: {self.submitted} submitted, {self.accepted} accepted, "
+            f"{len(self.rejected)} rejected, {self.failed} in {len(self.failed_chunks)} "
+            f"failed chunks, {self.chunks} chunks, {self.retries} retries"
+        )
+        if self.tracking is not None:
+            text += (
+                f"; processed {self.tracking.success} ok, {self.tracking.error} errors "
+                f"({self.processing_errors} at processing)"
+            )
+        if self.tracking_failures:
+            text += f"; {len(self.tracking_failures)} tracking ids not followed"
+        if self.unattributed_errors:
+            text += f"; {len(self.unattributed_errors)} errors naming no user"
+        if self.aborted_by is not None:
+            text += f"; stopped early by {type(self.aborted_by).__name__}: {self.aborted_by}"
+        return text
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`BulkError` (with this result) unless :attr:`ok`."""
+        if not self.ok:
+            raise BulkError(_failure_message(self), result=self)
+
+
+def _failure_message(result: BulkResult) -> str:
+    parts = [result.summary()]
+    if result.rejected:
+        first = result.rejected[0]
+        parts.append(
+            f"first rejected: input position {first.position} "
+            f"(id {first.user_id!r}): {first.reason}"
+        )
+    if result.failed_chunks:
+        exc = result.failed_chunks[0].exception
+        parts.append(f"first failed chunk: {type(exc).__name__}: {exc}")
+    parts.append("see .result for every user")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------
+
+
+def _has_non_finite(value: Any) -> bool:
+    """NaN or an infinity anywhere inside (orjson would send them as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _encode(value: Any) -> bytes:
+    """Compact UTF-8 JSON with the meaning of ``_encode_json`` (orjson if installed).
+
+    Like the standard library path it refuses NaN and infinities (orjson alone
+    would write them as ``null``, which clears an attribute), and anything
+    orjson refuses (integers over 64 bits, non-string keys) goes through the
+    standard library, which decides. Raises ``ValueError``/``TypeError``.
+    """
+    if _orjson is not None:
+        try:
+            body: bytes = _orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError: let the standard library decide
+            pass
+        else:
+            # "null" is in every body that had a non-finite float; the scan is
+            # paid only then.
+            if b"null" not in body or not _has_non_finite(value):
+                return body
+    return _encode_json(value)
+
+
+# --------------------------------------------------------------------------
+# Adaptive concurrency
+# --------------------------------------------------------------------------
+
+
+class _Aimd:
+    """Slots for requests in flight, between 1 and ``ceiling``: AIMD on 429/503.
+
+    A congestion signal halves the limit once per *epoch*: signals from
+    requests sent before the last decrease are old news and ignored, so a
+    burst of 429s from one overload halves the limit once, not eight times.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.limit = float(ceiling)
+        self.in_flight = 0
+        self.epoch = 0
+        self._changed = anyio.Event()
+
+    @property
+    def current(self) -> int:
+        return max(1, int(self.limit))
+
+    async def acquire(self) -> None:
+        while self.in_flight >= self.current:
+            await self._changed.wait()
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._notify()
+
+    def congestion(self, epoch: list[int]) -> None:
+        """A 429/503 seen by a request whose attempt began in ``epoch[0]``."""
+        if epoch[0] == self.epoch:
+            self.epoch += 1
+            self.limit = max(1.0, self.limit * AIMD_DECREASE)
+            logger.info("API congested: lowering bulk concurrency to %d", self.current)
+        epoch[0] = self.epoch
+
+    def success(self) -> None:
+        if self.limit < self.ceiling:
+            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+            self._notify()
+
+    def _notify(self) -> None:
+        # Wake every waiter; each checks the slots again (there are few).
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+# --------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class _Chunk:
+    index: int
+    body: bytes
+    ids: list[str]
+    positions: list[int]
+
+
+def _local_error(code: ErrorCode, details: str, pointer: str | None = None) -> ApiError:
+    return ApiError(code=code, title=code.title, details=details, pointer=pointer)
+
+
+def _describe_id(item: Any) -> str | None:
+    """The id of an item that failed conversion, if it plainly has one."""
+    if isinstance(item, str):
+        return item or None
+    if isinstance(item, User):
+        return item.id
+    if isinstance(item, Mapping):
+        try:
+            uid = item.get("id")
+        except Exception:  # a hostile mapping: no id then
+            return None
+        return uid if isinstance(uid, str) and uid else None
+    return None
+
+
+def _pool_limit(http: httpx.AsyncClient) -> int | None:
+    """``max_connections`` of an httpx client on its default transport, if visible."""
+    pool = getattr(getattr(http, "_transport", None), "_pool", None)
+    limit = getattr(pool, "_max_connections", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+class _Run:
+    """The state of one bulk run; every task of the run shares it (one thread)."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        operation: Operation,
+        *,
+        chunk_size: int,
+        concurrency: int,
+        max_chunk_bytes: int,
+        on_progress: Callable[[BulkProgress], object] | None,
+    ) -> None:
+        self.client = client
+        self.operation: Operation = operation
+        self.key = "updated" if operation == "upsert" else "deleted"
+        self.to_wire: Callable[[Any], dict[str, Any]] = (
+            user_to_wire if operation == "upsert" else _deleted_to_wire
+        )
+        if operation == "upsert":
+            self.head, self.tail = b'{"updated":[', b'],"deleted":[]}'
+        else:
+            self.head, self.tail = b'{"updated":[],"deleted":[', b"]}"
+        self.chunk_size = chunk_size
+        self.max_chunk_bytes = max_chunk_bytes
+        self.on_progress = on_progress
+        self.limiter = _Aimd(concurrency)
+        self.started = time.perf_counter()
+        # Counts and reports.
+        self.submitted = 0
+        self.accepted = 0
+        self.rejected: list[RejectedUser] = []
+        self.failed: list[FailedChunk] = []
+        self.failed_users = 0
+        self.unattributed: list[ApiError] = []
+        self.tracking: dict[int, str] = {}
+        self.api_rejected: dict[int, int] = {}
+        self.chunks = 0
+        self.chunks_done = 0
+        self.retries = 0
+        # Chunks built but not finished: on an abort they are reported as failed.
+        self.pending: dict[int, _Chunk] = {}
+        self.aborted_by: Exception | None = None
+        self.input_error: Exception | None = None
+        self.scope: CancelScope | None = None
+        self.progress_lock = anyio.Lock()
+        # The chunk being filled by the producer.
+        self.wires: list[dict[str, Any]] = []
+        self.ids: list[str] = []
+        self.positions: list[int] = []
+
+    # -- the producer ------------------------------------------------------
+
+    async def produce(
+        self, items: Iterable[Any] | AsyncIterable[Any], send: MemoryObjectSendStream[_Chunk]
+    ) -> None:
+        with send:
+            try:
+                if isinstance(items, AsyncIterable):
+                    async for item in items:
+                        if self.add(item):
+                            await self.flush(send)
+                else:
+                    for item in items:
+                        if self.add(item):
+                            await self.flush(send)
+            except Exception as exc:
+                # The input broke (a bad file, a parse error): send what was read,
+                # then stop; run_bulk raises BulkError from it.
+                self.input_error = exc
+            await self.flush(send)
+
+    def add(self, item: Any) -> bool:
+        """Take one input item; True when the chunk is full."""
+        position = self.submitted
+        self.submitted += 1
+        try:
+            wire = self.to_wire(item)
+        except Exception as exc:  # anything the converter refuses is this item's fault
+            self.reject_local(position, _describe_id(item), ErrorCode.INVALID_FIELD, str(exc))
+            return False
+        uid = wire.get("id")
+        if not isinstance(uid, str) or not uid:
+            what = "no id" if uid is None else f"an id that is not a non-empty string: {uid!r}"
+            self.reject_local(
+                position, None, ErrorCode.INVALID_FIELD, f"the user has {what}", "/id"
+            )
+            return False
+        self.wires.append(wire)
+        self.ids.append(uid)
+        self.positions.append(position)
+        return len(self.wires) >= self.chunk_size
+
+    def reject_local(
+        self,
+        position: int,
+        user_id: str | None,
+        code: ErrorCode,
+        details: str,
+        pointer: str | None = None,
+    ) -> None:
+        error = _local_error(code, details, pointer)
+        self.rejected.append(RejectedUser(position, user_id, (error,), local=True))
+
+    async def flush(self, send: MemoryObjectSendStream[_Chunk]) -> None:
+        if not self.wires:
+            return
+        wires, ids, positions = self.wires, self.ids, self.positions
+        self.wires, self.ids, self.positions = [], [], []
+        for chunk in self.encode_chunks(wires, ids, positions):
+            self.pending[chunk.index] = chunk
+            await send.send(chunk)
+
+    def new_chunk(self, body: bytes, ids: list[str], positions: list[int]) -> _Chunk:
+        chunk = _Chunk(self.chunks, body, ids, positions)
+        self.chunks += 1
+        return chunk
+
+    def encode_chunks(
+        self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
+    ) -> list[_Chunk]:
+        # The fast path: one encoder call for the whole chunk.
+        empty: list[Any] = []
+        envelope = {"updated": wires, "deleted": empty}
+        if self.key == "deleted":
+            envelope = {"updated": empty, "deleted": wires}
+        try:
+            body = _encode(envelope)
+        except (ValueError, TypeError, RecursionError):
+            pass  # some user cannot be encoded: find it below
+        else:
+            items_bytes = len(body) - len(self.head) - len(self.tail)
+            if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
+                # Small enough that no single user can be over the per-user limit.
+                return [self.new_chunk(body, ids, positions)]
+        return self.encode_one_by_one(wires, ids, positions)
+
+    def encode_one_by_one(
+        self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
+    ) -> list[_Chunk]:
+        """The slow path: encode each user, reject the bad ones, pack by size."""
+        overhead = len(self.head) + len(self.tail)
+        chunks: list[_Chunk] = []
+        parts: list[bytes] = []
+        part_ids: list[str] = []
+        part_positions: list[int] = []
+        size = overhead
+        for wire, uid, position in zip(wires, ids, positions, strict=True):
+            try:
+                part = _encode(wire)
+            except (ValueError, TypeError, RecursionError) as exc:
+                self.reject_local(
+                    position, uid, ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"
+                )
+                continue
+            if len(part) > MAX_USER_BYTES:
+                self.reject_local(
+                    position,
+                    uid,
+                    ErrorCode.INVALID_FIELD,
+                    f"the user is {len(part)} bytes as JSON; the API takes at most "
+                    f"{MAX_USER_BYTES} (1 MiB) per user",
+                )
+                continue
+            if len(part) + overhead > self.max_chunk_bytes:
+                self.reject_local(
+                    position,
+                    uid,
+                    ErrorCode.MAX_BATCH_SIZE,
+                    f"the user is {len(part)} bytes as JSON, more than fits in "
+                    f"max_chunk_bytes={self.max_chunk_bytes}: raise max_chunk_bytes",
+                )
+                continue
+            added = len(part) + (1 if parts else 0)
+            if parts and size + added > self.max_chunk_bytes:
+                body = self.head + b",".join(parts) + self.tail
+                chunks.append(self.new_chunk(body, part_ids, part_positions))
+                parts, part_ids, part_positions, size = [], [], [], overhead
+                added = len(part)
+            parts.append(part)
+            part_ids.append(uid)
+            part_positions.append(position)
+            size += added
+        if parts:
+            body = self.head + b",".join(parts) + self.tail
+            chunks.append(self.new_chunk(body, part_ids, part_positions))
+        return chunks
+
+    # -- the workers -------------------------------------------------------
+
+    async def work(self, receive: MemoryObjectReceiveStream[_Chunk]) -> None:
+        with receive:
+            async for chunk in receive:
+                await self.limiter.acquire()
+                try:
+                    tracking_id = await self.send(chunk)
+                finally:
+                    self.limiter.release()
+                if self.aborted_by is None:
+                    await self.report(chunk, tracking_id)
+
+    async def send(self, chunk: _Chunk) -> str | None:
+        """POST one chunk and record what came of it; its tracking id if accepted."""
+        epoch = [self.limiter.epoch]
+
+        def on_retry(event: RetryEvent) -> None:
+            self.retries += 1
+            if event.status_code in _CONGESTION_STATUSES:
+                self.limiter.congestion(epoch)
+
+        try:
+            accepted = await self.client._send_batch(chunk.body, on_retry=on_retry)
+        except _ABORT_ERRORS as exc:
+            self.fail(chunk, exc)
+            self.abort(exc)
+            return None
+        except _CHUNK_ERRORS as exc:
+            if isinstance(exc, APIStatusError) and exc.status_code in _CONGESTION_STATUSES:
+                self.limiter.congestion(epoch)
+            self.fail(chunk, exc)
+            return None
+        self.limiter.success()
+        self.record(chunk, accepted)
+        return accepted.tracking_id
+
+    def record(self, chunk: _Chunk, accepted: BatchAccepted) -> None:
+        del self.pending[chunk.index]
+        self.chunks_done += 1
+        self.tracking[chunk.index] = accepted.tracking_id
+        named: dict[int, list[ApiError]] = {}
+        for error in accepted.errors:
+            index = _item_index(error.pointer, self.key, len(chunk.ids))
+            if index is None:
+                self.unattributed.append(error)
+            else:
+                named.setdefault(index, []).append(error)
+        for index in sorted(named):
+            self.rejected.append(
+                RejectedUser(chunk.positions[index], chunk.ids[index], tuple(named[index]))
+            )
+        self.api_rejected[chunk.index] = len(named)
+        self.accepted += len(chunk.ids) - len(named)
+
+    def fail(self, chunk: _Chunk, exc: Exception) -> None:
+        if self.pending.pop(chunk.index, None) is None:
+            return
+        self.chunks_done += 1
+        self.failed_users += len(chunk.ids)
+        self.failed.append(FailedChunk(chunk.index, tuple(chunk.positions), tuple(chunk.ids), exc))
+        logger.warning(
+            "bulk %s: chunk %d (%d users) failed: %s",
+            self.operation, chunk.index, len(chunk.ids), exc,
+        )  # fmt: skip
+
+    def abort(self, exc: Exception) -> None:
+        """Stop the whole run now (401/403, a failing on_progress)."""
+        if self.aborted_by is None:
+            self.aborted_by = exc
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def report(self, chunk: _Chunk, tracking_id: str | None) -> None:
+        if self.on_progress is None:
+            return
+        progress = BulkProgress(
+            operation=self.operation,
+            submitted=self.submitted,
+            accepted=self.accepted,
+            rejected=len(self.rejected),
+            failed=self.failed_users,
+            chunks_done=self.chunks_done,
+            chunks_failed=len(self.failed),
+            retries=self.retries,
+            concurrency=self.limiter.current,
+            elapsed=time.perf_counter() - self.started,
+            chunk_index=chunk.index,
+            chunk_positions=tuple(chunk.positions),
+            chunk_tracking_id=tracking_id,
+        )
+        # One call at a time, so an async callback sees the counts in order.
+        async with self.progress_lock:
+            try:
+                outcome = self.on_progress(progress)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                self.abort(exc)
+
+    # -- the end -----------------------------------------------------------
+
+    def fail_unfinished(self) -> None:
+        """After an abort: the chunks in flight and the users read but not sent."""
+        assert self.aborted_by is not None
+        for chunk in sorted(self.pending.values(), key=lambda c: c.index):
+            self.fail(chunk, self.aborted_by)
+        if self.wires:
+            chunk = self.new_chunk(b"", self.ids, self.positions)
+            self.pending[chunk.index] = chunk
+            self.fail(chunk, self.aborted_by)
+            self.wires, self.ids, self.positions = [], [], []
+
+    async def wait_all(
+        self, concurrency: int, wait_timeout: float
+    ) -> tuple[TrackingTotals, int, list[TrackingFailure]]:
+        """Poll every tracking id to PROCESSED, at most ``concurrency`` at a time."""
+        todo = iter(sorted(self.tracking.items()))
+        totals = [0, 0, 0]
+        processing_errors = [0]
+        failures: list[TrackingFailure] = []
+
+        async def poll() -> None:
+            for index, tracking_id in todo:  # shared: each id is taken by one poller
+                try:
+                    status = await self.client.wait_for_tracking(tracking_id, timeout=wait_timeout)
+                except _CHUNK_ERRORS as exc:
+                    failures.append(TrackingFailure(tracking_id, exc))
+                    continue
+                totals[0] += status.total
+                totals[1] += status.success
+                totals[2] += status.error
+                processing_errors[0] += max(0, status.error - self.api_rejected.get(index, 0))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, min(concurrency, len(self.tracking)))):
+                tg.start_soon(poll)
+        failures.sort(key=lambda f: f.tracking_id)
+        return TrackingTotals(*totals), processing_errors[0], failures
+
+    def result(
+        self,
+        tracking: TrackingTotals | None = None,
+        processing_errors: int | None = None,
+        tracking_failures: tuple[TrackingFailure, ...] = (),
+    ) -> BulkResult:
+        return BulkResult(
+            operation=self.operation,
+            submitted=self.submitted,
+            accepted=self.accepted,
+            rejected=tuple(sorted(self.rejected, key=lambda r: r.position)),
+            failed_chunks=tuple(sorted(self.failed, key=lambda c: c.index)),
+            tracking_ids=tuple(self.tracking[i] for i in sorted(self.tracking)),
+            unattributed_errors=tuple(self.unattributed),
+            chunks=self.chunks,
+            retries=self.retries,
+            elapsed=time.perf_counter() - self.started,
+            tracking=tracking,
+            processing_errors=processing_errors,
+            tracking_failures=tracking_failures,
+            aborted_by=self.aborted_by or self.input_error,
+        )
+
+
+def _item_index(pointer: str | None, key: str, count: int) -> int | None:
+    """The chunk index named by ``/updated/17/email``, or None if it names no item."""
+    if not pointer:
+        return None
+    parts = pointer.split("/", 3)
+    if len(parts) < 3 or parts[0] != "" or parts[1] != key:
+        return None
+    digits = parts[2]
+    if not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+        return None
+    index = int(digits)
+    return index if index < count else None
+
+
+def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+async def run_bulk(
+    client: AsyncClient,
+    items: Iterable[Any] | AsyncIterable[Any],
+    *,
+    operation: Operation,
+    chunk_size: int,
+    concurrency: int,
+    max_chunk_bytes: int,
+    wait: bool,
+    wait_timeout: float,
+    on_progress: Callable[[BulkProgress], object] | None,
+    raise_on_failure: bool,
+) -> BulkResult:
+    """Run one bulk operation; see :meth:`AsyncClient.upsert_many` for the contract."""
+    _check_int("chunk_size", chunk_size, 1, MAX_BATCH_ITEMS)
+    _check_int("concurrency", concurrency, 1)
+    _check_int("max_chunk_bytes", max_chunk_bytes, MIN_CHUNK_BYTES)
+    if isinstance(items, (str, bytes, Mapping, User)):
+        # A common slip (one user, or one id, instead of a list of them).
+        raise TypeError(
+            f"{operation}_many() takes an iterable of users, got one {type(items).__name__}: "
+            "wrap it in a list"
+        )
+    if not isinstance(items, (Iterable, AsyncIterable)):
+        raise TypeError(f"users must be an iterable or async iterable, got {type(items).__name__}")
+    pool = _pool_limit(client._http)
+    if pool is not None and concurrency > pool:
+        # More requests in flight than connections only queue in the pool and
+        # die there with PoolTimeout.
+        logger.warning(
+            "bulk concurrency %d is above the HTTP pool's max_connections %d: using %d",
+            concurrency, pool, pool,
+        )  # fmt: skip
+        concurrency = pool
+
+    run = _Run(
+        client,
+        operation,
+        chunk_size=chunk_size,
+        concurrency=concurrency,
+        max_chunk_bytes=max_chunk_bytes,
+        on_progress=on_progress,
+    )
+    send, receive = anyio.create_memory_object_stream[_Chunk](0)
+    async with anyio.create_task_group() as tg:
+        run.scope = tg.cancel_scope
+        with receive:
+            for _ in range(concurrency):
+                tg.start_soon(run.work, receive.clone())
+        tg.start_soon(run.produce, items, send)
+
+    if run.aborted_by is not None:
+        run.fail_unfinished()
+        result = run.result()
+        raise BulkError(
+            f"{operation} run stopped early: {run.aborted_by}; {result.summary()}", result=result
+        ) from run.aborted_by
+    if run.input_error is not None:
+        result = run.result()
+        raise BulkError(
+            f"reading the input failed after {run.submitted} items: "
+            f"{type(run.input_error).__name__}: {run.input_error}; {result.summary()}",
+            result=result,
+        ) from run.input_error
+
+    if wait and run.tracking:
+        totals, processing_errors, failures = await run.wait_all(concurrency, wait_timeout)
+        result = run.result(totals, processing_errors, tuple(failures))
+    elif wait:
+        result = run.result(TrackingTotals(), 0)
+    else:
+        result = run.result()
+    if raise_on_failure:
+        result.raise_for_failures()
+    return result
