@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 import trio
@@ -372,3 +373,37 @@ def test_close_leaves_your_own_http_client_open(emulator: Emulator) -> None:
         client.upsert_user(ADA)
     assert not http.is_closed
     asyncio.run(http.aclose())
+
+
+class Hangs(httpx.AsyncBaseTransport):
+    """Never answers; tells when a request has arrived."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.arrived.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+def test_close_cancels_a_call_still_running_in_another_thread(backend: str) -> None:
+    transport = Hangs()
+    client = Client(KEY, transport=transport, backend=backend)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.get_user("ada")
+        except BaseException as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert transport.arrived.wait(30)
+    finishes(client.close)
+    caller.join(30)
+    assert not caller.is_alive()
+    assert portal_threads() == []
+    assert isinstance(errors[0], RuntimeError)
+    assert "closed while it ran" in str(errors[0])

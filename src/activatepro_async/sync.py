@@ -29,6 +29,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
+from concurrent.futures import CancelledError
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -152,6 +153,14 @@ class _Runner:
         future = loop.portal.start_task_soon(functools.partial(method, *args, **kwargs))
         try:
             return future.result()
+        except CancelledError:
+            if not self._closed:
+                raise
+            raise RuntimeError(
+                f"Client.{name}() was cancelled: the Client was closed while it ran (by "
+                "close(), garbage collection or interpreter exit); keep the Client open "
+                "until every thread is done with it"
+            ) from None
         except BaseException:
             # Ctrl-C (or any error of the waiting thread) cancels the request too.
             future.cancel()
@@ -237,8 +246,11 @@ class _Runner:
 def _close_loop(loop: _Loop) -> None:
     try:
         loop.portal.call(loop.client.aclose)
+        # Calls still running (in other threads, or a daemon thread at exit) are
+        # cancelled rather than awaited: they could wait for a whole timeout.
+        loop.portal.call(loop.portal.stop, True)
     finally:
-        # Stops the portal and joins its thread.
+        # Stops the portal if it still runs, and joins its thread.
         loop.cm.__exit__(None, None, None)
 
 
