@@ -1,0 +1,189 @@
+"""Serving over a real socket: Emulator.serve(), `activatepro serve`, the pytest plugin."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activatepro_async.emulator import Emulator
+
+from .wire import HEADERS, user
+
+STARTUP_TIMEOUT = 30.0
+
+
+@pytest.mark.anyio
+async def test_serve_answers_on_loopback_and_shares_the_state() -> None:
+    emulator = Emulator()
+    async with emulator.serve(port=0) as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            accepted = await http.put("/users", json=user("a/b"))
+            assert accepted.status_code == 202
+            found = await http.get("/users/a%2Fb")
+            assert found.status_code == 200
+            assert found.headers["content-type"] == "application/json;charset=UTF-8"
+            assert found.json()["id"] == "a/b"
+            assert (await http.get("/users/%2E%2E")).status_code == 404
+            assert (await http.get("/nope")).status_code == 404
+    assert set(emulator.users) == {"a/b"}
+    assert emulator.requests[1].path == "/users/a%2Fb"
+
+
+@pytest.mark.anyio
+async def test_serve_refuses_an_oversize_body_with_413() -> None:
+    emulator = Emulator(max_body_bytes=100)
+    async with emulator.serve() as base_url, httpx.AsyncClient(headers=HEADERS) as http:
+        response = await http.put(f"{base_url}/users", json=user(firstName="x" * 200))
+        assert response.status_code == 413
+    assert emulator.pending_count == 0
+
+
+@pytest.mark.anyio
+async def test_serve_can_run_twice_and_frees_the_port() -> None:
+    emulator = Emulator()
+    async with emulator.serve() as first:
+        pass
+    async with emulator.serve() as second, httpx.AsyncClient(headers=HEADERS) as http:
+        assert (await http.get(f"{second}/users/x")).status_code == 404
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as http:
+            await http.get(f"{first}/users/x")
+
+
+def read_until(stream: object, marker: str, timeout: float) -> list[str]:
+    """Lines of a subprocess pipe up to the one containing ``marker`` (thread-bounded)."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def reader() -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.append(line)
+            if marker in line:
+                found.set()
+                return
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert found.wait(timeout), f"no {marker!r} in {lines!r}"
+    return lines
+
+
+def cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "activatepro_async", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_activatepro_serve_answers_and_stops_cleanly(stop: signal.Signals) -> None:
+    process = cli("serve", "--port", "0", "--api-key", "cli-key", "--processing-delay", "0")
+    try:
+        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
+        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+        headers = {"X-XNG-AuthToken": "cli-key", "X-XNG-ApiVersion": "2"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=10) as http:
+            assert http.put("/users", json=user("1")).status_code == 202
+            assert http.get("/users/1").json()["id"] == "1"
+            assert http.get("/users/1", headers={"X-XNG-AuthToken": "test-key"}).status_code == 401
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "cli-key" not in "".join(lines) + stdout + stderr
+    assert "Stopped." in stdout
+
+
+def test_activatepro_serve_injects_faults_from_flags() -> None:
+    process = cli("serve", "--port", "0", "--fault-rate", "1", "--fault-kinds", "503")
+    try:
+        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
+        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+        with httpx.Client(base_url=base_url, headers=HEADERS, timeout=10) as http:
+            assert http.get("/users/1").status_code == 503
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+
+
+def test_activatepro_serve_refuses_an_unknown_fault_kind() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "activatepro_async", "serve", "--fault-kinds", "418"],
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown fault kind" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["click", "uvicorn"])
+def test_a_missing_extra_is_one_line_telling_what_to_install(missing: str) -> None:
+    script = (
+        f"import sys; sys.modules[{missing!r}] = None; sys.argv = ['activatepro', 'serve'];"
+        "from activatepro_async.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'activatepro-async[server]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_plugin_fixtures_work_in_a_fresh_project(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    (tmp_path / "test_user_code.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.anyio
+            async def test_it(activatepro_client, activatepro_emulator):
+                await activatepro_client.upsert_user({"id": "ada", "email": "ada@example.com"})
+                activatepro_emulator.process_pending()
+                assert activatepro_emulator.users["ada"]["email"] == "ada@example.com"
+                user = await activatepro_client.get_user("ada")
+                assert user.email == "ada@example.com"
+
+            def test_each_test_gets_a_fresh_emulator(activatepro_emulator):
+                assert activatepro_emulator.users == {}
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # anyio may run test_it once per backend it finds; every run must pass.
+    assert "test_it" in result.stdout
+    assert "test_each_test_gets_a_fresh_emulator PASSED" in result.stdout
+    assert "FAILED" not in result.stdout
