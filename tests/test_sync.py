@@ -24,6 +24,7 @@ from activatepro_async import (
     AsyncClient,
     AuthenticationError,
     BatchAccepted,
+    BulkError,
     Client,
     ConfigurationError,
     NotFoundError,
@@ -407,3 +408,56 @@ def test_close_cancels_a_call_still_running_in_another_thread(backend: str) -> N
     assert portal_threads() == []
     assert isinstance(errors[0], RuntimeError)
     assert "closed while it ran" in str(errors[0])
+
+
+# -- the bulk engine through the facade -------------------------------------------------
+
+
+def test_upsert_many_reads_a_sync_generator_lazily(
+    emulator: Emulator, recorder: LoopRecorder, backend: str
+) -> None:
+    pulled = 0
+    pulled_at_first_request: list[int] = []
+
+    def users() -> Iterator[User]:
+        nonlocal pulled
+        for i in range(500):
+            if recorder.seen and not pulled_at_first_request:
+                pulled_at_first_request.append(pulled)
+            pulled += 1
+            yield User(f"u{i}", f"u{i}@example.com")
+
+    with Client(KEY, transport=recorder, backend=backend) as client:
+        result = client.upsert_many(users(), chunk_size=10, concurrency=1)
+    assert (result.submitted, result.accepted) == (500, 500)
+    assert pulled_at_first_request[0] < 100  # not all 500 read before sending
+    emulator.process_pending()
+    assert len(emulator.users) == 500
+
+
+def test_on_progress_may_be_a_plain_function(client: Client) -> None:
+    seen: list[tuple[int, int]] = []
+    result = client.upsert_many(
+        (User(f"u{i}", f"u{i}@example.com") for i in range(30)),
+        chunk_size=10,
+        on_progress=lambda progress: seen.append((progress.submitted, progress.accepted)),
+    )
+    assert result.accepted == 30
+    assert len(seen) == 3
+    assert seen[-1] == (30, 30)
+
+
+def test_delete_many_deletes_ids_from_a_list(client: Client, emulator: Emulator) -> None:
+    client.upsert_many([User(f"u{i}", f"u{i}@example.com") for i in range(5)], wait=True)
+    result = client.delete_many(["u0", "u1", "u2"], wait=True)
+    assert result.accepted == 3
+    assert sorted(emulator.users) == ["u3", "u4"]
+
+
+def test_bulk_error_crosses_with_its_result(client: Client) -> None:
+    users = [User("ok", "ok@example.com"), User("bad", "not-an-email")]
+    with pytest.raises(BulkError) as caught:
+        client.upsert_many(users)
+    result = caught.value.result
+    assert (result.submitted, result.accepted) == (2, 1)
+    assert [r.user_id for r in result.rejected] == ["bad"]

@@ -381,3 +381,7 @@ class Client:
     batch = _twin(AsyncClient.batch)
     get_tracking = _twin(AsyncClient.get_tracking)
     wait_for_tracking = _twin(AsyncClient.wait_for_tracking)
+    # A sync iterable (a generator over a file, a Django queryset.iterator()) is
+    # read lazily on the client's thread; on_progress runs there too.
+    upsert_many = _twin(AsyncClient.upsert_many)
+    delete_many = _twin(AsyncClient.delete_many)
