@@ -67,6 +67,7 @@ def test_client_has_no_public_name_async_client_lacks() -> None:
     assert extra == set()
 
 
+@pytest.mark.slow
 def test_mypy_sees_the_real_parameters_and_results_of_the_twins(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api")
     source = tmp_path / "uses_client.py"
