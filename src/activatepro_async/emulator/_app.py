@@ -25,7 +25,7 @@ import attrs
 from ..errors import ErrorCode
 from . import _json
 from ._faults import Faults
-from ._store import DELETE, UPSERT, Op, Store
+from ._store import Store
 from ._validate import (
     DEFAULT_ATTRIBUTES,
     MAX_USER_BYTES,
@@ -50,10 +50,10 @@ VERSION_HEADER = b"x-xng-apiversion"
 VERSION_POINTER = "/headers/X-XNG-ApiVersion"
 
 _JSON_TYPE = (b"content-type", b"application/json;charset=UTF-8")
-# Below this body size no user of it can encode to more than MAX_USER_BYTES
-# (re-encoding grows a document at most ~5 times: "1e15" -> 1000000000000000.0),
-# so only larger bodies pay for measuring each user.
-_MEASURE_USERS_ABOVE = MAX_USER_BYTES // 8
+# A user's size is its compact JSON encoding. A body no larger than the limit
+# cannot hold a larger user (numbers in exponent form aside, which this check
+# does not expand), so only larger bodies pay for measuring each user.
+_MEASURE_USERS_ABOVE = MAX_USER_BYTES
 _HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -563,15 +563,22 @@ class Emulator:
             return _Reply(404)
         return _Reply(200, _json.dumps(tracking.wire()))
 
-    def _accepted(self, ops: list[Op], total: int, invalid: int, now: float) -> str:
+    def _accepted(
+        self,
+        upserts: list[dict[str, Any]],
+        deletes: list[str],
+        total: int,
+        invalid: int,
+        now: float,
+    ) -> str:
         return self._store.enqueue(
-            ops, total=total, invalid=invalid, now=now, delay=self.processing_delay
+            upserts, deletes, total=total, invalid=invalid, now=now, delay=self.processing_delay
         )
 
     def _delete(self, user_id: str | None, now: float) -> _Reply:
         # A body, if any, is ignored: some clients send one with DELETE. An id
         # that is not UTF-8 names no user, and deleting no user succeeds.
-        tracking_id = self._accepted([(DELETE, user_id or "")], 1, 0, now)
+        tracking_id = self._accepted([], [user_id or ""], 1, 0, now)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))
 
     def _parse(self, body: bytes, what: str) -> tuple[Any, _Reply | None]:
@@ -608,7 +615,7 @@ class Emulator:
         problems = self._user_problems(user, "", len(body) > _MEASURE_USERS_ABOVE)
         if problems:
             return _errors(400, problems)
-        tracking_id = self._accepted([(UPSERT, user)], 1, 0, now)
+        tracking_id = self._accepted([user], [], 1, 0, now)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))
 
     def _batch(self, body: bytes, now: float) -> _Reply:
@@ -656,7 +663,8 @@ class Emulator:
                     )
                 ],
             )
-        ops: list[Op] = []
+        upserts: list[dict[str, Any]] = []
+        deletes: list[str] = []
         errors: list[Problem] = []
         invalid = 0
         measure = len(body) > _MEASURE_USERS_ABOVE
@@ -668,16 +676,16 @@ class Emulator:
                 )
                 invalid += 1
                 continue
-            found = (
-                self._user_problems(user, f"/updated/{index}", True)
-                if measure
-                else check(user, f"/updated/{index}")
-            )
+            # Pointers are built only for an invalid user: most are valid.
+            if check(user, "") is None and not measure:
+                upserts.append(user)
+                continue
+            found = self._user_problems(user, f"/updated/{index}", measure)
             if found:
                 errors.extend(found)
                 invalid += 1
             else:
-                ops.append((UPSERT, user))
+                upserts.append(user)
         for index, item in enumerate(deleted):
             if type(item) is not dict:
                 errors.append(
@@ -707,8 +715,8 @@ class Emulator:
                 )
                 invalid += 1
             else:
-                ops.append((DELETE, user_id))
-        tracking_id = self._accepted(ops, total, invalid, now)
+                deletes.append(user_id)
+        tracking_id = self._accepted(upserts, deletes, total, invalid, now)
         if errors:
             return _errors(400, errors, trackingId=tracking_id)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))

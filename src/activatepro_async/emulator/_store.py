@@ -15,22 +15,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DELETE", "TRACKING_TTL", "UPSERT", "Op", "Store", "Tracking"]
+__all__ = ["TRACKING_TTL", "Store", "Tracking"]
 
 #: A tracking id can be read for this many seconds after it was issued.
 TRACKING_TTL = 24 * 60 * 60.0
 
-UPSERT = 0
-DELETE = 1
-Op = tuple[int, Any]
-"""``(UPSERT, user dict)`` or ``(DELETE, user id)``."""
 
-EmailKey = tuple[str, str | None]
-
-
-def _email_key(email: str, business_unit: str | None) -> EmailKey:
-    # Email and business unit are both compared case-insensitively.
-    return (email.lower(), business_unit.lower() if business_unit is not None else None)
+def _email_key(email: str, business_unit: str | None) -> str:
+    # Email and business unit are both compared case-insensitively. A string,
+    # not a tuple, to allocate nothing the garbage collector tracks: neither
+    # may hold a newline, and a business unit is never empty.
+    if business_unit is None:
+        return email.lower()
+    return f"{email.lower()}\n{business_unit.lower()}"
 
 
 class Tracking:
@@ -56,11 +53,16 @@ class Tracking:
 
 
 class _Pending:
-    __slots__ = ("due", "ops", "tracking")
+    """One accepted request: its users to upsert, then its ids to delete."""
 
-    def __init__(self, due: float, ops: list[Op], tracking: Tracking) -> None:
+    __slots__ = ("deletes", "due", "tracking", "upserts")
+
+    def __init__(
+        self, due: float, upserts: list[dict[str, Any]], deletes: list[str], tracking: Tracking
+    ) -> None:
         self.due = due
-        self.ops = ops
+        self.upserts = upserts
+        self.deletes = deletes
         self.tracking = tracking
 
 
@@ -72,7 +74,7 @@ class Store:
 
     def __init__(self) -> None:
         self.users: dict[str, dict[str, Any]] = {}
-        self._by_email: dict[EmailKey, str] = {}
+        self._by_email: dict[str, str] = {}
         self._queue: deque[_Pending] = deque()
         self._tracking: dict[str, Tracking] = {}
         self._issued: deque[tuple[float, str]] = deque()
@@ -84,13 +86,25 @@ class Store:
 
     # -- the queue -----------------------------------------------------------
 
-    def enqueue(self, ops: list[Op], *, total: int, invalid: int, now: float, delay: float) -> str:
-        """Queue a request's valid operations; ``invalid`` items count as errors at once."""
+    def enqueue(
+        self,
+        upserts: list[dict[str, Any]],
+        deletes: list[str],
+        *,
+        total: int,
+        invalid: int,
+        now: float,
+        delay: float,
+    ) -> str:
+        """Queue a request's valid items (the store owns the user dicts from now on).
+
+        The ``invalid`` items of the request count as errors at once.
+        """
         tracking = Tracking(now, total, invalid)
         tracking_id = self.new_tracking_id()
         self._tracking[tracking_id] = tracking
         self._issued.append((now, tracking_id))
-        self._queue.append(_Pending(now + delay, ops, tracking))
+        self._queue.append(_Pending(now + delay, upserts, deletes, tracking))
         return tracking_id
 
     @property
@@ -128,16 +142,13 @@ class Store:
     def _apply(self, pending: _Pending) -> None:
         tracking = pending.tracking
         upsert = self._upsert
-        delete = self._delete
         success = 0
-        for kind, payload in pending.ops:
-            if kind == UPSERT:
-                success += upsert(payload)
-            else:
-                delete(payload)
-                success += 1
-        tracking.success += success
-        tracking.error += len(pending.ops) - success
+        for user in pending.upserts:
+            success += upsert(user)
+        for user_id in pending.deletes:
+            self._delete(user_id)
+        tracking.success += success + len(pending.deletes)
+        tracking.error += len(pending.upserts) - success
         tracking.processed = True
 
     # -- users -----------------------------------------------------------------
@@ -160,11 +171,13 @@ class Store:
         if xng_id is not None and (old is None or old["xngId"] != xng_id):
             return False  # the user changed since the request was validated
         if old is None:
-            new = {name: value for name, value in user.items() if value is not None}
-            new.pop("xngId", None)
+            # The store owns the parsed dict: keep it, without nulls or a sent xngId.
+            if None in user.values():
+                user = {name: value for name, value in user.items() if value is not None}
+            user.pop("xngId", None)
             self._xng_next += 1
-            new["xngId"] = f"{self._xng_prefix}{self._xng_next & 0xFFFFFFFFFFFF:012x}"
-            self.users[user_id] = new
+            user["xngId"] = f"{self._xng_prefix}{self._xng_next & 0xFFFFFFFFFFFF:012x}"
+            self.users[user_id] = user
         else:
             old_key = _email_key(old["email"], old.get("businessUnit"))
             if old_key != key:

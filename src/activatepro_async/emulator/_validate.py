@@ -10,6 +10,7 @@ error object of the wire.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import re
 from collections.abc import Callable, Mapping
@@ -83,11 +84,10 @@ _MAX_EMAIL = 254  # RFC 5321's limit on a path; longer addresses cannot be deliv
 _MAX_LOCAL_PART = 64
 _PHONE = re.compile(r"\+[0-9]{2,15}")
 _BUSINESS_UNIT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_DATETIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?Z"
-)
-_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
+_date_fromisoformat = datetime.date.fromisoformat
+_datetime_fromisoformat = datetime.datetime.fromisoformat
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -135,33 +135,25 @@ def check_email(value: str) -> bool:
     return value.rindex("@") <= _MAX_LOCAL_PART
 
 
-def _real_date(year: int, month: int, day: int) -> bool:
-    if year < 1 or not 1 <= month <= 12 or day < 1 or day > _DAYS_IN_MONTH[month]:
-        return False
-    # February 29th only in leap years.
-    return not (
-        month == 2 and day == 29 and (year % 4 != 0 or (year % 100 == 0 and year % 400 != 0))
-    )
-
-
 def _is_date(value: Any) -> bool:
-    if type(value) is not str:
+    if type(value) is not str or _DATE.fullmatch(value) is None:
         return False
-    m = _DATE.fullmatch(value)
-    return m is not None and _real_date(int(m[1]), int(m[2]), int(m[3]))
+    # The regex fixed the format; fromisoformat (C, fast) checks the calendar.
+    try:
+        _date_fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_datetime(value: Any) -> bool:
-    if type(value) is not str:
+    if type(value) is not str or _DATETIME.fullmatch(value) is None:
         return False
-    m = _DATETIME.fullmatch(value)
-    return (
-        m is not None
-        and _real_date(int(m[1]), int(m[2]), int(m[3]))
-        and int(m[4]) <= 23
-        and int(m[5]) <= 59
-        and int(m[6]) <= 59
-    )
+    try:
+        _datetime_fromisoformat(value[:19])
+    except ValueError:
+        return False
+    return True
 
 
 def _is_integer(value: Any) -> bool:
@@ -255,7 +247,7 @@ class UserValidator:
     or ``None``: a sent ``xngId`` must be that one (code 7).
     """
 
-    __slots__ = ("accept_unknown", "schema", "stored_xng_id")
+    __slots__ = ("_fast", "accept_unknown", "schema", "stored_xng_id")
 
     def __init__(
         self,
@@ -273,6 +265,11 @@ class UserValidator:
         self.schema = {name: AttributeType(kind) for name, kind in schema.items()}
         self.accept_unknown = accept_unknown
         self.stored_xng_id = stored_xng_id
+        # One "surely valid?" predicate per known key, for the hot path.
+        self._fast: dict[str, Callable[[Any], bool]] = {
+            **_FAST_RESERVED,
+            **{name: _FAST_TYPES[kind] for name, kind in self.schema.items()},
+        }
 
     def check(self, user: dict[str, Any], prefix: str) -> list[Problem] | None:
         """Every problem of one user object, or ``None`` if it is valid.
@@ -280,6 +277,31 @@ class UserValidator:
         ``prefix`` is the JSON pointer of the user in the body (``""`` for a
         single PUT, ``"/updated/3"`` in a batch).
         """
+        # Hot path: one predicate call per attribute; anything not surely
+        # valid (a container, a sent xngId, a long string, an error) goes to
+        # the exact, slower check.
+        fast = self._fast
+        for name, value in user.items():
+            surely_valid = fast.get(name)
+            if surely_valid is None:
+                if not self.accept_unknown:
+                    return self._explain(user, prefix)
+                kind = type(value)
+                if (
+                    kind is dict
+                    or kind is list
+                    or (kind is str and len(value) > _SHORT_STRING)
+                    or (kind is float and value - value != 0)
+                ):
+                    return self._explain(user, prefix)
+            elif not surely_valid(value):
+                return self._explain(user, prefix)
+        if "id" not in user or "email" not in user:
+            return self._explain(user, prefix)
+        return None
+
+    def _explain(self, user: dict[str, Any], prefix: str) -> list[Problem] | None:
+        """The exact check: every problem of the user, or ``None``."""
         problems: list[Problem] | None = None
         schema = self.schema
         checks = _TYPE_CHECKS
@@ -410,4 +432,29 @@ _RESERVED: dict[str, Callable[[Any, str], Problem | None]] = {
     "email": _check_email,
     "businessUnit": _check_business_unit,
     "xngId": _check_xng_id,
+}
+
+
+# A string this short cannot exceed MAX_STRING_BYTES (4 UTF-8 bytes per character at most).
+_SHORT_STRING = MAX_STRING_BYTES // 4
+_bu_match = _BUSINESS_UNIT.fullmatch
+_phone_match = _PHONE.fullmatch
+
+# "Surely valid" predicates: True only for values the exact check accepts.
+_FAST_RESERVED: dict[str, Callable[[Any], bool]] = {
+    "id": lambda v: type(v) is str and 0 < len(v) <= _SHORT_STRING,
+    "email": lambda v: type(v) is str and check_email(v),
+    "businessUnit": lambda v: v is None or (type(v) is str and _bu_match(v) is not None),
+    "xngId": lambda v: v is None,  # a sent one is compared with the stored user's
+}
+_FAST_TYPES: dict[AttributeType, Callable[[Any], bool]] = {
+    AttributeType.STRING: lambda v: v is None or (type(v) is str and len(v) <= _SHORT_STRING),
+    AttributeType.INTEGER: lambda v: v is None or _is_integer(v),
+    AttributeType.FLOAT: lambda v: v is None or _is_float(v),
+    AttributeType.BOOLEAN: lambda v: v is None or type(v) is bool,
+    AttributeType.DATE: lambda v: v is None or _is_date(v),
+    AttributeType.DATETIME: lambda v: v is None or _is_datetime(v),
+    AttributeType.PHONE: lambda v: v is None or (type(v) is str and _phone_match(v) is not None),
+    AttributeType.ARRAY: lambda v: v is None,  # containers are walked by the exact check
+    AttributeType.OBJECT: lambda v: v is None,
 }

@@ -1,0 +1,181 @@
+"""How many users per second does the emulator apply, in-process and over loopback?
+
+The question behind it: the emulator must never be the bottleneck of a demo or
+a benchmark; applying a 1000-user batch, validation included, should cost well
+under 10 ms.
+
+    python benchmarks/bench_emulator.py            # full size (about half a minute)
+    python benchmarks/bench_emulator.py --tiny     # a smoke run, as the test suite does
+
+Measured per round, over several rounds (median, min, max):
+
+- ``core``: one 1000-user ``POST /users/batch`` through the in-process
+  transport (JSON parsing, validation, enqueueing, the response) plus
+  ``process_pending()`` (applying it to the store): the cost of one batch.
+- ``in-process``: the same through an ``httpx.AsyncClient`` on
+  ``emulator.transport()``, as a test using the emulator would run it.
+- ``loopback``: ``Emulator.serve()`` (uvicorn on 127.0.0.1) with an
+  ``httpx.AsyncClient`` sending batches over 4 concurrent connections.
+
+Every batch creates new users (the store grows as it would during an import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import anyio
+import httpx
+
+from activatepro_async.emulator import Emulator
+
+HEADERS = {"X-XNG-AuthToken": "test-key", "X-XNG-ApiVersion": "2", "Content-Type": "application/json"}
+
+
+def make_batch(start: int, size: int) -> bytes:
+    """A batch of ``size`` realistic new users, ids from ``start``."""
+    users = [
+        {
+            "id": f"user-{i}",
+            "email": f"user.{i}@example.com",
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "gender": "female",
+            "birthday": "1815-12-10",
+            "createdAt": "2015-10-02T08:23:53Z",
+            "phone": "+4930123456",
+            "businessUnit": "DE",
+        }
+        for i in range(start, start + size)
+    ]
+    return json.dumps({"updated": users}).encode()
+
+
+def summary(rates: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
+async def bench_core(batch_size: int, batches: int, rounds: int) -> dict[str, float]:
+    """Seconds per batch (median of rounds), parse + validate + apply."""
+    per_batch: list[float] = []
+    for r in range(rounds):
+        emulator = Emulator(max_logged_requests=1)
+        transport = emulator.transport()
+        bodies = [make_batch((r * batches + b) * batch_size, batch_size) for b in range(batches)]
+        requests = [
+            httpx.Request("POST", "http://e/users/batch", headers=HEADERS, content=body)
+            for body in bodies
+        ]
+        start = time.perf_counter()
+        for request in requests:
+            response = await transport.handle_async_request(request)
+            assert response.status_code == 202, response.read()
+            emulator.process_pending()
+        per_batch.append((time.perf_counter() - start) / batches)
+        assert len(emulator.users) == batches * batch_size
+    return summary(per_batch)
+
+
+async def bench_in_process(batch_size: int, batches: int, rounds: int) -> dict[str, float]:
+    """Users applied per second through httpx.AsyncClient and the in-process transport."""
+    rates: list[float] = []
+    for r in range(rounds):
+        emulator = Emulator(max_logged_requests=1)
+        bodies = [make_batch((r * batches + b) * batch_size, batch_size) for b in range(batches)]
+        async with httpx.AsyncClient(transport=emulator.transport(), base_url="http://e") as http:
+            start = time.perf_counter()
+            for body in bodies:
+                response = await http.post("/users/batch", content=body, headers=HEADERS)
+                assert response.status_code == 202
+            emulator.process_pending()
+            rates.append(batches * batch_size / (time.perf_counter() - start))
+        assert len(emulator.users) == batches * batch_size
+    return summary(rates)
+
+
+async def bench_loopback(
+    batch_size: int, batches: int, rounds: int, concurrency: int = 4
+) -> dict[str, float]:
+    """Users applied per second through uvicorn on 127.0.0.1."""
+    rates: list[float] = []
+    for r in range(rounds):
+        emulator = Emulator(max_logged_requests=1)
+        bodies = [make_batch((r * batches + b) * batch_size, batch_size) for b in range(batches)]
+        async with emulator.serve() as base_url, httpx.AsyncClient(base_url=base_url) as http:
+            await http.get("/users/warm-up", headers=HEADERS)
+            send, receive = anyio.create_memory_object_stream[bytes](len(bodies))
+            for body in bodies:
+                send.send_nowait(body)
+            send.close()
+
+            async def worker() -> None:
+                async for body in receive.clone():
+                    response = await http.post("/users/batch", content=body, headers=HEADERS)
+                    assert response.status_code == 202
+
+            start = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for _ in range(concurrency):
+                    tg.start_soon(worker)
+            receive.close()
+            emulator.process_pending()
+            rates.append(batches * batch_size / (time.perf_counter() - start))
+        assert len(emulator.users) == batches * batch_size
+    return summary(rates)
+
+
+async def run_async(tiny: bool) -> dict[str, Any]:
+    batch_size, batches, rounds = (10, 2, 2) if tiny else (1000, 20, 7)
+    core = await bench_core(batch_size, batches, rounds)
+    in_process = await bench_in_process(batch_size, batches, rounds)
+    loopback = await bench_loopback(batch_size, batches if tiny else 10, rounds)
+    return {
+        "batch_size": batch_size,
+        "core_ms_per_batch": {k: v * 1000 for k, v in core.items()},
+        "core_users_per_s": {k: batch_size / v for k, v in core.items()},
+        "in_process_users_per_s": in_process,
+        "loopback_users_per_s": loopback,
+    }
+
+
+def run(tiny: bool = True) -> dict[str, Any]:
+    """Run the benchmark (tiny: a few users, for the test suite) and return its figures."""
+    return anyio.run(run_async, tiny)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a smoke run with a few users")
+    args = parser.parse_args()
+    try:
+        import orjson  # noqa: F401
+
+        json_lib = "orjson"
+    except ImportError:
+        json_lib = "json (stdlib)"
+    results = run(tiny=args.tiny)
+    print(f"python {platform.python_version()} on {platform.machine()}, JSON: {json_lib}")
+    size = results["batch_size"]
+    core = results["core_ms_per_batch"]
+    print(
+        f"core: {core['median']:.2f} ms per {size}-user batch "
+        f"(min {core['min']:.2f}, max {core['max']:.2f}); "
+        f"{results['core_users_per_s']['median']:,.0f} users/s"
+    )
+    for name in ("in_process", "loopback"):
+        figures = results[f"{name}_users_per_s"]
+        print(
+            f"{name.replace('_', '-')}: {figures['median']:,.0f} users/s "
+            f"(min {figures['min']:,.0f}, max {figures['max']:,.0f})"
+        )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
