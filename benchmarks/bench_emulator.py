@@ -35,7 +35,11 @@ import httpx
 
 from activatepro_async.emulator import Emulator
 
-HEADERS = {"X-XNG-AuthToken": "test-key", "X-XNG-ApiVersion": "2", "Content-Type": "application/json"}
+HEADERS = {
+    "X-XNG-AuthToken": "test-key",
+    "X-XNG-ApiVersion": "2",
+    "Content-Type": "application/json",
+}
 
 
 def make_batch(start: int, size: int) -> bytes:
@@ -109,21 +113,17 @@ async def bench_loopback(
         bodies = [make_batch((r * batches + b) * batch_size, batch_size) for b in range(batches)]
         async with emulator.serve() as base_url, httpx.AsyncClient(base_url=base_url) as http:
             await http.get("/users/warm-up", headers=HEADERS)
-            send, receive = anyio.create_memory_object_stream[bytes](len(bodies))
-            for body in bodies:
-                send.send_nowait(body)
-            send.close()
+            queue = list(bodies)
 
-            async def worker() -> None:
-                async for body in receive.clone():
-                    response = await http.post("/users/batch", content=body, headers=HEADERS)
+            async def worker(queue: list[bytes] = queue) -> None:
+                while queue:  # one event loop: pop() needs no lock
+                    response = await http.post("/users/batch", content=queue.pop(), headers=HEADERS)
                     assert response.status_code == 202
 
             start = time.perf_counter()
             async with anyio.create_task_group() as tg:
                 for _ in range(concurrency):
                     tg.start_soon(worker)
-            receive.close()
             emulator.process_pending()
             rates.append(batches * batch_size / (time.perf_counter() - start))
         assert len(emulator.users) == batches * batch_size
