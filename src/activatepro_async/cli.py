@@ -177,3 +177,9 @@ def serve(
             f"cannot serve on {host}:{port}: {error.strerror or error}"
         ) from None
     click.echo("Stopped.")
+
+
+# The commands built on the SDK: import, delete, get, find, track, demo.
+from ._cli.commands import register as _register_sdk_commands  # noqa: E402
+
+_register_sdk_commands(main)

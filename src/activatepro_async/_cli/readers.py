@@ -1,0 +1,320 @@
+"""Reading input files row by row, with line numbers: CSV, JSON Lines, one id per line.
+
+A reader never loads the whole file: it yields one :class:`SourceRow` per
+record. A row that cannot be read (a CSV line with the wrong number of fields,
+a JSON line that is not an object) is yielded too, with its ``problem``, so
+the run reports it with its line number and goes on. Only what makes the rest
+of the file unreadable (bytes that are not in the encoding, a missing or
+broken header) raises :class:`InputError`.
+
+Every format is read as bytes and decoded line by line, so an encoding error
+names its exact line; a UTF-8 byte order mark at the start is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from typing import IO, Any, Literal
+
+__all__ = ["FORMATS", "InputError", "Source", "SourceRow", "detect_format", "open_source"]
+
+Format = Literal["csv", "jsonl", "lines"]
+#: The formats, and the file extensions that name them.
+FORMATS: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "lines",
+    ".ids": "lines",
+}
+
+# A CSV cell may hold a JSON value (--type col=json) of up to the API's 1 MiB per user.
+_FIELD_LIMIT = 2 * 1024 * 1024
+
+
+class InputError(Exception):
+    """The input cannot be read on (the message names the file and line, and the fix)."""
+
+
+class SourceRow:
+    """One record of the input.
+
+    ``line`` is the number of its first line in the file (1-based; a CSV record
+    with quoted line breaks spans several). ``data`` maps column names (or JSON
+    keys) to values, with empty CSV cells left out; it is ``None`` when the
+    record could not be read, and ``problem`` says why. ``raw`` is what the
+    rejects file shows: the CSV cells by column, the JSON object, or the text.
+    """
+
+    __slots__ = ("data", "line", "problem", "raw")
+
+    def __init__(self, line: int, data: dict[str, Any] | None, raw: Any, problem: str | None):
+        self.line = line
+        self.data = data
+        self.raw = raw
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        what = f"problem={self.problem!r}" if self.problem else f"data={self.data!r}"
+        return f"SourceRow(line={self.line}, {what})"
+
+
+def detect_format(path: str, given: str | None) -> Format:
+    """The format named by ``--format``, else by the file's extension."""
+    if given is not None:
+        if given not in ("csv", "jsonl", "lines"):
+            raise InputError(f"unknown format {given!r}: use csv, jsonl or lines")
+        return given  # type: ignore[return-value]
+    if path == "-":
+        raise InputError("reading stdin: say what it holds with --format csv, jsonl or lines")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in FORMATS:
+        return FORMATS[ext]
+    known = ", ".join(FORMATS)
+    raise InputError(
+        f"cannot tell the format of {path} from its extension (known: {known}): "
+        "pass --format csv, jsonl or lines"
+    )
+
+
+class Source:
+    """An open input: iterate it for :class:`SourceRow` s; ``bytes_read`` grows as it goes.
+
+    ``total_bytes`` is the file's size (``None`` for stdin or a pipe), for the ETA.
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        *,
+        name: str,
+        fmt: Format,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        owned: bool = True,
+    ) -> None:
+        self.name = name
+        self.format: Format = fmt
+        self.encoding = encoding
+        self.delimiter = (
+            delimiter if delimiter is not None else ("\t" if name.endswith(".tsv") else ",")
+        )
+        self.bytes_read = 0
+        self.rows_read = 0
+        self.header: list[str] | None = None
+        self._csv: tuple[Any, int] | None = None
+        self._stream = stream
+        self._owned = owned
+        self.total_bytes: int | None = None
+        try:
+            st = os.fstat(stream.fileno())
+        except (OSError, AttributeError, ValueError):
+            pass
+        else:
+            if stat.S_ISREG(st.st_mode):
+                self.total_bytes = st.st_size
+
+    def close(self) -> None:
+        """Close the file (not stdin)."""
+        if self._owned:
+            self._stream.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lines -----------------------------------------------------------------
+
+    def _decoded_lines(self) -> Iterator[str]:
+        """The file's lines as text, line endings kept; counts the bytes read."""
+        encoding = self.encoding
+        for number, raw in enumerate(self._stream, 1):
+            self.bytes_read += len(raw)
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{self.name} line {number} is not valid {encoding} "
+                    f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): "
+                    "save the file as UTF-8, or pass its encoding with --encoding"
+                ) from None
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield text
+
+    def __iter__(self) -> Iterator[SourceRow]:
+        if self.format == "csv":
+            return self._csv_rows()
+        if self.format == "jsonl":
+            return self._jsonl_rows()
+        return self._id_rows()
+
+    # -- CSV -------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Read what comes before the rows (a CSV header), so options can be checked first."""
+        if self.format == "csv" and self._csv is None:
+            if csv.field_size_limit() < _FIELD_LIMIT:
+                csv.field_size_limit(_FIELD_LIMIT)
+            reader = csv.reader(self._decoded_lines(), delimiter=self.delimiter)
+            last = 0
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    raise InputError(
+                        f"{self.name} is empty: a CSV file needs a header line"
+                    ) from None
+                except csv.Error as exc:
+                    raise InputError(
+                        f"{self.name} line {last + 1}: the header is not CSV: {exc}"
+                    ) from None
+                start, last = last + 1, reader.line_num
+                if cells and not (len(cells) == 1 and not cells[0].strip()):
+                    self.header = self._check_header(cells, start)
+                    break
+            self._csv = (reader, last)
+
+    def _csv_rows(self) -> Iterator[SourceRow]:
+        self.prepare()
+        assert self._csv is not None
+        assert self.header is not None
+        reader, last = self._csv
+        header = self.header
+        width = len(header)
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                start, last = last + 1, reader.line_num
+                self.rows_read += 1
+                yield SourceRow(start, None, None, f"not a readable CSV record: {exc}")
+                continue
+            start, last = last + 1, reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line
+            self.rows_read += 1
+            if len(cells) != width:
+                yield SourceRow(
+                    start,
+                    None,
+                    cells,
+                    f"the record has {len(cells)} fields, the header has {width} "
+                    "(an unquoted delimiter or quote in a cell?)",
+                )
+                continue
+            # Empty cells are left out: CSV has no null, and an upsert must not
+            # clear what the file does not mention.
+            data = {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
+            yield SourceRow(start, data, cells, None)
+
+    def _check_header(self, cells: list[str], line: int) -> list[str]:
+        header = [cell.strip() for cell in cells]
+        for index, name in enumerate(header, 1):
+            if not name:
+                raise InputError(
+                    f"{self.name} line {line}: column {index} of the header has no name"
+                )
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                raise InputError(f"{self.name} line {line}: the header names column {name!r} twice")
+            seen.add(name)
+        return header
+
+    def raw_row(self, row: SourceRow) -> Any:
+        """The record as the rejects file shows it: cells by column where possible."""
+        header = self.header
+        if isinstance(row.raw, list) and header is not None and len(row.raw) == len(header):
+            return dict(zip(header, row.raw, strict=True))
+        return row.raw
+
+    # -- JSON Lines -------------------------------------------------------------
+
+    def _jsonl_rows(self) -> Iterator[SourceRow]:
+        for number, text in enumerate(self._decoded_lines(), 1):
+            stripped = text.strip()
+            if not stripped:
+                continue
+            self.rows_read += 1
+            try:
+                value = json.loads(stripped, parse_constant=_refuse_constant)
+            except (ValueError, RecursionError) as exc:
+                detail = (
+                    f"{exc.msg} at column {exc.colno}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else str(exc) or type(exc).__name__
+                )
+                yield SourceRow(number, None, stripped, f"not valid JSON: {detail}")
+                continue
+            if not isinstance(value, dict):
+                yield SourceRow(
+                    number, None, value, f"a JSON {_json_kind(value)}, not an object (a user)"
+                )
+                continue
+            yield SourceRow(number, value, value, None)
+
+    # -- one id per line ----------------------------------------------------------
+
+    def _id_rows(self) -> Iterator[SourceRow]:
+        for number, text in enumerate(self._decoded_lines(), 1):
+            value = text.strip()
+            if value:
+                self.rows_read += 1
+                yield SourceRow(number, {"id": value}, value, None)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def open_source(
+    path: str, fmt: str | None = None, *, encoding: str = "utf-8", delimiter: str | None = None
+) -> Source:
+    """Open ``path`` (``-`` is stdin) as a :class:`Source`; :class:`InputError` says why not."""
+    kind = detect_format(path, fmt)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}: use e.g. utf-8 or latin-1") from None
+    if delimiter is not None and len(delimiter) != 1:
+        raise InputError(f"--delimiter must be one character, got {delimiter!r}")
+    if path == "-":
+        return Source(
+            sys.stdin.buffer,
+            name="-",
+            fmt=kind,
+            encoding=encoding,
+            delimiter=delimiter,
+            owned=False,
+        )
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - Source owns and closes it
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if os.path.isdir(path):  # pragma: no cover - open() already refuses on POSIX
+        stream.close()
+        raise InputError(f"{path} is a directory: pass a file")
+    return Source(stream, name=path, fmt=kind, encoding=encoding, delimiter=delimiter)
