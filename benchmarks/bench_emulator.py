@@ -5,6 +5,7 @@ a benchmark; applying a 1000-user batch, validation included, should cost well
 under 10 ms.
 
     python benchmarks/bench_emulator.py            # full size (about half a minute)
+    python benchmarks/bench_emulator.py --stdlib-json   # without orjson (an optional speed-up)
     python benchmarks/bench_emulator.py --tiny     # a smoke run, as the test suite does
 
 Measured per round, over several rounds (median, min, max):
@@ -152,13 +153,18 @@ def run(tiny: bool = True) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a smoke run with a few users")
+    parser.add_argument(
+        "--stdlib-json",
+        action="store_true",
+        help="use the standard library's json even if orjson is installed",
+    )
     args = parser.parse_args()
-    try:
-        import orjson  # noqa: F401
+    from activatepro_async.emulator import _json
 
-        json_lib = "orjson"
-    except ImportError:
-        json_lib = "json (stdlib)"
+    if args.stdlib_json:
+        _json.loads = _json._std_loads
+        _json.dumps = _json._std_dumps
+    json_lib = "json (stdlib)" if _json.loads is _json._std_loads else "orjson"
     results = run(tiny=args.tiny)
     print(f"python {platform.python_version()} on {platform.machine()}, JSON: {json_lib}")
     size = results["batch_size"]

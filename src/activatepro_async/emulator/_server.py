@@ -158,7 +158,10 @@ def _uvicorn() -> Any:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket, bound before the server starts, so the port is known."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that
+    # say they are TCP, and without it every response written in two parts
+    # (headers, then body) waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         if sys.platform != "win32":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
