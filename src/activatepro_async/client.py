@@ -463,9 +463,12 @@ class AsyncClient:
         and only the chunks in flight are held in memory. They are sent in
         chunks of at most ``chunk_size`` (at most 1000, the API's limit) and
         ``max_chunk_bytes`` of JSON, by at most ``concurrency`` requests at a
-        time (and never more than the HTTP pool's ``max_connections``), each
-        with the client's retries. When the API answers 429 or 503 the run
-        lowers its concurrency, and raises it again as calls succeed.
+        time, each with the client's retries. ``concurrency`` is lowered to the
+        HTTP pool's ``max_connections`` (64 for the SDK's own pool; that of your
+        ``http_client`` when it uses httpx's default transport; with another
+        transport, keep it within that transport's limit yourself). When the
+        API answers 429 or 503 the run halves its concurrency, and raises it
+        again by one per round of successful calls, never above ``concurrency``.
 
         >>> result = await client.upsert_many(users, on_progress=print)
         >>> result.accepted, len(result.rejected), result.tracking_ids[:1]
@@ -488,7 +491,9 @@ class AsyncClient:
         after each chunk; calls never overlap.
 
         Raises :class:`BulkError` (``.result`` holds the :class:`BulkResult`)
-        when anything was rejected or failed, unless ``raise_on_failure=False``;
+        when anything was rejected or failed (with ``wait=True``, also when the
+        server could not apply some users or a tracking id could not be
+        followed), unless ``raise_on_failure=False``;
         and always, at once, when the run must stop early: a 401 or 403 (every
         other chunk would fail alike), an exception from ``users`` (what was
         read is sent first) or from ``on_progress``. Cancelling the call (a
