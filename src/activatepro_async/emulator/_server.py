@@ -182,7 +182,7 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _server(emulator: Emulator, log_level: str) -> uvicorn.Server:
+def _server(emulator: Emulator, log_level: str, *, own_logging: bool) -> uvicorn.Server:
     uvicorn = _uvicorn()
 
     class _Server(uvicorn.Server):  # type: ignore[name-defined,misc]
@@ -194,6 +194,9 @@ def _server(emulator: Emulator, log_level: str) -> uvicorn.Server:
     config = uvicorn.Config(
         emulator,
         lifespan="off",
+        # Inside a program (a test run), uvicorn's loggers propagate to the
+        # program's logging instead of uvicorn reconfiguring it.
+        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
         log_level=log_level,
         access_log=False,
         loop="asyncio",
@@ -207,7 +210,7 @@ async def serve(
     emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
 ) -> AsyncIterator[str]:
     """Serve ``emulator`` with uvicorn while the context is open; give its base URL."""
-    server = _server(emulator, log_level)
+    server = _server(emulator, log_level, own_logging=False)
     sock = bind(host, port)
     url = base_url(sock)
     failure: list[BaseException] = []
@@ -267,7 +270,7 @@ def run_forever(
     on_ready: Callable[[str], None] = print,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down and return (for ``activatepro serve``)."""
-    server = _server(emulator, log_level)
+    server = _server(emulator, log_level, own_logging=True)
     sock = bind(host, port)
 
     def stop(*_: object) -> None:
