@@ -202,7 +202,7 @@ def sdk_available() -> bool:
     return hasattr(AsyncClient, "upsert_many")
 
 
-async def sdk_upsert_many(run: Run) -> None:
+async def sdk_upsert_many(run: Run, transport: httpx.AsyncBaseTransport | None = None) -> None:
     """The SDK as a contender: ``AsyncClient.upsert_many`` pointed at the sink.
 
     This is the hook for the SDK: it is listed only while
@@ -210,13 +210,23 @@ async def sdk_upsert_many(run: Run) -> None:
     """
     from activatepro_async import AsyncClient
 
-    async with AsyncClient(api_key="benchmark-key", base_url=run.url, max_retries=0) as client:
+    async with AsyncClient(
+        api_key="benchmark-key", base_url=run.url, max_retries=0, transport=transport
+    ) as client:
         users = (user for chunk in run.chunks for user in chunk)
         result = await client.upsert_many(  # type: ignore[attr-defined]
             users, chunk_size=len(run.chunks[0]), concurrency=run.concurrency
         )
     if result.accepted != run.users:
         raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
+
+
+async def sdk_upsert_many_aiohttp(run: Run) -> None:
+    """The change PROFILE.md proposes, measured from outside: the SDK on AiohttpTransport."""
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    await sdk_upsert_many(run, AiohttpTransport(limits=limits))
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -257,6 +267,13 @@ def contenders_for(backend: str, names: Sequence[str] | None = None) -> list[Con
         table["sdk_upsert_many"] = Contender(
             "sdk_upsert_many", "(s) AsyncClient.upsert_many", sdk_upsert_many
         )
+        table["sdk_upsert_many_aiohttp"] = Contender(
+            "sdk_upsert_many_aiohttp",
+            "(s) with transport=httpx_aiohttp.AiohttpTransport() (PROFILE.md's proposal)",
+            sdk_upsert_many_aiohttp,
+            ("aiohttp", "httpx_aiohttp"),
+            asyncio_only=True,
+        )
     if names:
         unknown = [n for n in names if n not in table]
         if unknown:
@@ -279,6 +296,8 @@ class Measure:
     sink_cpu_us_per_user: float
     requests: int
     body_bytes: int
+    #: Connections the sink accepted during the run (the stats call's own included).
+    connections: int = 0
 
 
 @attrs.frozen
@@ -307,6 +326,7 @@ class Report:
         rows = []
         for name, measures in self.measures.items():
             vs_naive = self.ratio(name, "naive_httpx")
+            vs_b = self.ratio(name, "tuned_httpx")
             vs_c = self.ratio(name, "httpx_aiohttp")
             wall = _harness.Summary.of([m.wall_s for m in measures])
             sink = _harness.Summary.of([m.sink_cpu_us_per_user for m in measures])
@@ -315,9 +335,11 @@ class Report:
                     name,
                     self.cpu(name).show(),
                     vs_naive.show() if vs_naive else "-",
+                    vs_b.show() if vs_b else "-",
                     vs_c.show() if vs_c else "-",
                     f"{wall.median:.2f}",
                     f"{sink.median:.2f}" if measures[0].requests else "-",
+                    str(max(m.connections for m in measures) - 1) if measures[0].requests else "-",
                 ]
             )
         return rows
@@ -327,9 +349,11 @@ class Report:
             "contender",
             "client CPU us/user",
             "/ naive_httpx",
+            "/ tuned_httpx",
             "/ httpx_aiohttp",
             "wall s",
             "sink CPU us/user",
+            "connections",
         ]
         legend = "\n".join(f"- `{name}`: {what}" for name, what in self.whats.items())
         return (
@@ -370,6 +394,7 @@ def _measure_once(
         sink_cpu_us_per_user=(after["cpu_s"] - before["cpu_s"]) * 1e6 / run.users,
         requests=requests,
         body_bytes=body_bytes,
+        connections=after["connections"] - before["connections"],
     )
 
 

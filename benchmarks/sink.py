@@ -9,8 +9,9 @@ CPU us per user (see PROFILE.md), a fraction of any client contender. It serves
 HTTP/1.1 keep-alive requests with a ``Content-Length`` body (or none); anything
 else (chunked bodies) gets a 411 and the connection is closed.
 
-``GET /stats`` answers ``{"requests": n, "body_bytes": n, "cpu_s": s}`` (the
-sink's own CPU), which the benchmarks use to check that every batch arrived.
+``GET /stats`` answers ``{"requests": n, "body_bytes": n, "connections": n,
+"cpu_s": s}`` (connections accepted, the sink's own CPU), which the benchmarks
+use to check that every batch arrived.
 
 Run by hand::
 
@@ -47,6 +48,7 @@ _LENGTH_REQUIRED = b"HTTP/1.1 411 Length Required\r\nContent-Length: 0\r\nConnec
 class _Stats:
     requests = 0
     body_bytes = 0
+    connections = 0
 
 
 def _cpu_seconds() -> float:
@@ -62,7 +64,12 @@ def _accepted(counter: int) -> bytes:
 
 def _stats_response() -> bytes:
     body = json.dumps(
-        {"requests": _Stats.requests, "body_bytes": _Stats.body_bytes, "cpu_s": _cpu_seconds()}
+        {
+            "requests": _Stats.requests,
+            "body_bytes": _Stats.body_bytes,
+            "connections": _Stats.connections,
+            "cpu_s": _cpu_seconds(),
+        }
     ).encode()
     return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
         len(body),
@@ -85,6 +92,7 @@ class SinkProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        _Stats.connections += 1
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

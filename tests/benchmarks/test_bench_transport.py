@@ -69,3 +69,12 @@ def test_command_line_prints_the_table_with_machine_and_versions(
     assert "command: `python -m benchmarks.bench_transport --users 200" in out
     assert "versions: " in out
     assert "| json_only " in out
+
+
+def test_sdk_on_the_aiohttp_transport_runs_when_installed() -> None:
+    for module in ("aiohttp", "httpx_aiohttp"):
+        pytest.importorskip(module)
+    if not bench_transport.sdk_available():
+        pytest.skip("AsyncClient.upsert_many does not exist yet")
+    report = bench_transport.run_benchmark(contenders=["sdk_upsert_many_aiohttp"], **TINY)
+    _assert_sane(report, ["sdk_upsert_many_aiohttp"])
