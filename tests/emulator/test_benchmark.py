@@ -21,7 +21,8 @@ def load() -> ModuleType:
 def test_the_emulator_benchmark_runs_at_a_tiny_size() -> None:
     results = load().run(tiny=True)
     assert results["batch_size"] == 10
+    assert results["core_ms_per_batch"]["cpu_median"] >= 0
     for name in ("core_ms_per_batch", "in_process_users_per_s", "loopback_users_per_s"):
         figures = results[name]
-        assert set(figures) == {"median", "min", "max"}
+        assert {"median", "min", "max"} <= set(figures)
         assert 0 < figures["min"] <= figures["median"] <= figures["max"]
