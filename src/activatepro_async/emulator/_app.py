@@ -25,6 +25,7 @@ import attrs
 from ..errors import ErrorCode
 from . import _json
 from ._faults import Faults
+from ._server import asgi_call, serve
 from ._store import Store
 from ._validate import (
     DEFAULT_ATTRIBUTES,
@@ -283,8 +284,6 @@ class Emulator:
         >>> async with emulator.serve() as base_url:
         ...     async with AsyncClient(api_key="test-key", base_url=base_url) as client: ...
         """
-        from ._server import serve
-
         return serve(self, host=host, port=port)
 
     async def __call__(
@@ -294,8 +293,6 @@ class Emulator:
         send: Callable[[Mapping[str, Any]], Any],
     ) -> None:
         """The ASGI application (HTTP; lifespan is acknowledged; nothing else)."""
-        from ._server import asgi_call
-
         await asgi_call(self, scope, receive, send)
 
     # -- inspection and control from tests --------------------------------------
