@@ -1,0 +1,126 @@
+"""``--journal``: a stopped run, rerun, sends only what was not settled, and ends as a clean run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activatepro_async._cli.journal import Journal, JournalError
+from activatepro_async.emulator import Emulator
+
+from .conftest import Invoke, read_jsonl, summary, write
+
+
+def make_csv(path: Path, rows: int = 200, bad_every: int = 17) -> tuple[str, set[str], set[int]]:
+    """A CSV with every ``bad_every``-th email invalid; its path, valid ids and bad lines."""
+    lines = ["id,email,firstName"]
+    valid, bad = set(), set()
+    for i in range(rows):
+        if i % bad_every == bad_every - 1:
+            lines.append(f"u{i},broken-{i},N{i}")
+            bad.add(i + 2)
+        else:
+            lines.append(f"u{i},u{i}@example.com,N{i}")
+            valid.add(f"u{i}")
+    return write(path, "\n".join(lines) + "\n"), valid, bad
+
+
+class FailAfter(httpx.AsyncBaseTransport):
+    """Passes ``batches`` batch requests to the emulator, then answers 401 (the run stops)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, batches: int) -> None:
+        self.inner = inner
+        self.batches = batches
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/users/batch":
+            if self.batches == 0:
+                return httpx.Response(401)
+            self.batches -= 1
+        return await self.inner.handle_async_request(request)
+
+
+OPTIONS = ("--chunk-size", "10", "--concurrency", "1", "--json", "--wait")
+
+
+def test_a_stopped_run_resumes_where_it_stopped(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, valid, bad = make_csv(tmp_path / "u.csv")
+    journal = str(tmp_path / "u.journal")
+    first = invoke(
+        "import", path, "--journal", journal, "--rejects", str(tmp_path / "r1.jsonl"), *OPTIONS,
+        transport=FailAfter(emulator.transport(), batches=7),
+    )  # fmt: skip
+    assert first.exit_code == 2
+    assert "the API refused the key (401)" in first.output
+    stored_before = set(emulator.users)
+    assert 0 < len(stored_before) < len(valid)
+
+    rejects = tmp_path / "r2.jsonl"
+    second = invoke("import", path, "--journal", journal, "--rejects", str(rejects), *OPTIONS)
+    assert second.exit_code == 1, second.output
+    data = summary(second)
+    assert data["rows"] == 200
+    assert data["skipped"] == 70  # 7 chunks of 10 rows were accepted before the stop
+    assert data["sent"] == 130
+    assert (data["accepted"], data["rejected"], data["failed"]) == (len(valid), len(bad), 0)
+    assert data["journal"]["resumed"] is True
+    assert set(emulator.users) == valid
+    assert {r["line"] for r in read_jsonl(rejects)} == bad
+
+    third = invoke("import", path, "--journal", journal, "--rejects", str(rejects), *OPTIONS)
+    data = summary(third)
+    assert (data["sent"], data["skipped"], data["rejected"]) == (0, 200, len(bad))
+    assert {r["line"] for r in read_jsonl(rejects)} == bad
+
+
+def test_a_changed_file_is_refused_not_resumed(invoke: Invoke, tmp_path: Path) -> None:
+    path, _, _ = make_csv(tmp_path / "u.csv", rows=20)
+    journal = str(tmp_path / "u.journal")
+    assert invoke("import", path, "--journal", journal).exit_code == 1
+    make_csv(tmp_path / "u.csv", rows=21)
+    result = invoke("import", path, "--journal", journal)
+    assert result.exit_code == 2
+    assert "it changed, or it is another file" in result.output
+
+
+def test_other_options_are_refused_not_resumed(invoke: Invoke, tmp_path: Path) -> None:
+    path, _, _ = make_csv(tmp_path / "u.csv", rows=20)
+    journal = str(tmp_path / "u.journal")
+    assert invoke("import", path, "--journal", journal).exit_code == 1
+    result = invoke("import", path, "--journal", journal, "--map", "firstName=lastName")
+    assert result.exit_code == 2
+    assert "other options (map differ)" in result.output
+    result = invoke("delete", path, "--journal", journal)
+    assert result.exit_code == 2
+    assert "belongs to an 'upsert' run" in result.output
+
+
+def test_a_torn_last_line_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    identity = {"name": "u.csv", "size": 1, "sha256": "ab"}
+    journal = Journal.open(str(path), command="import", input=identity, options={})
+    journal.record([{"lines": [2, 11], "users": 10, "rejected": 0, "tracking_id": "t1"}], [])
+    journal.close()
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"chunks": [{"lines": [12, 2')  # killed mid-write
+    journal = Journal.open(str(path), command="import", input=identity, options={})
+    assert journal.is_done(11)
+    assert not journal.is_done(12)
+    journal.record([{"lines": [12, 21], "users": 10, "rejected": 1, "tracking_id": "t2"}], [])
+    journal.close()
+    journal = Journal.open(str(path), command="import", input=identity, options={})
+    assert journal.is_done(21)
+    assert journal.accepted == 19
+    assert journal.tracking_ids == ["t1", "t2"]
+    journal.close()
+
+
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(JournalError, match="damaged at line 1"):
+        Journal.open(str(path), command="import", input={}, options={})

@@ -1,0 +1,160 @@
+"""The real thing: ``activatepro import --journal`` killed with SIGKILL, then rerun.
+
+Both the server (``activatepro serve``) and the import run as subprocesses on a
+free port of 127.0.0.1. Every request of the server waits a little (a latency
+fault on all of them), so the import is still running when the journal shows
+its second window: that is when it is killed, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from .conftest import API_KEY, read_jsonl, write
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+ROWS = 400
+COMMAND = [sys.executable, "-m", "activatepro_async"]
+
+
+def make_rows() -> tuple[str, dict[str, dict[str, str]], set[int]]:
+    lines = ["id,email,firstName,businessUnit"]
+    expected: dict[str, dict[str, str]] = {}
+    bad: set[int] = set()
+    for i in range(ROWS):
+        if i % 37 == 36:
+            lines.append(f"k{i},not-an-email-{i},Bad,DE")
+            bad.add(i + 2)
+        else:
+            lines.append(f"k{i},k{i}@example.com,Name {i},DE")
+            expected[f"k{i}"] = {
+                "id": f"k{i}", "email": f"k{i}@example.com", "firstName": f"Name {i}",
+                "businessUnit": "DE",
+            }  # fmt: skip
+    return "\n".join(lines) + "\n", expected, bad
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [
+            *COMMAND, "serve", "--port", "0", "--api-key", API_KEY,
+            "--fault-rate", "1", "--fault-kinds", "latency", "--fault-latency", "0.02",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert server.stdout is not None
+        for line in server.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, name="serve-stdout", daemon=True).start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            server.kill()
+            pytest.fail("activatepro serve did not start within 30 s")
+        if "listening on " in line:
+            return server, line.split("listening on ", 1)[1].strip()
+
+
+def journal_windows(path: Path) -> int:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    return max(0, text.count("\n") - 1)  # whole lines after the header
+
+
+async def stored_users(base_url: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    limit = anyio.Semaphore(32)
+    headers = {"X-XNG-AuthToken": API_KEY, "X-XNG-ApiVersion": "2"}
+
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as http:
+
+        async def get(user_id: str) -> None:
+            async with limit:
+                response = await http.get(f"/users/{user_id}")
+            if response.status_code == 200:
+                user = response.json()
+                user.pop("xngId", None)
+                found[user_id] = user
+
+        async with anyio.create_task_group() as tg:
+            for user_id in ids:
+                tg.start_soon(get, user_id)
+    return found
+
+
+def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(tmp_path: Path) -> None:
+    text, expected, bad = make_rows()
+    csv_path = write(tmp_path / "users.csv", text)
+    journal = tmp_path / "users.journal"
+    rejects = tmp_path / "rejects.jsonl"
+    server, base_url = start_server()
+    try:
+        env = {**os.environ, "ACTIVATEPRO_API_KEY": API_KEY, "ACTIVATEPRO_BASE_URL": base_url}
+        command = [
+            *COMMAND, "import", csv_path, "--journal", str(journal), "--rejects", str(rejects),
+            "--chunk-size", "5", "--concurrency", "2", "--quiet", "--json",
+        ]  # fmt: skip
+        # Windows of 5 * 2 * 4 = 40 rows: kill once two of the ten are journaled.
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while journal_windows(journal) < 2:
+            assert first.poll() is None, "the import ended before it could be killed"
+            assert time.monotonic() < deadline, "the journal did not grow within 60 s"
+            time.sleep(0.005)  # polling the file, not waiting for a time to pass
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+        assert first.returncode == -signal.SIGKILL
+        killed_at = journal_windows(journal)
+        assert killed_at < ROWS // 40
+
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1, second.stderr  # the invalid rows
+        summary = json.loads(second.stdout.strip().splitlines()[-1])
+        assert summary["journal"]["resumed"] is True
+        assert summary["skipped"] >= killed_at * 40
+        assert summary["rows"] == ROWS
+        assert (summary["accepted"], summary["rejected"], summary["failed"]) == (
+            len(expected),
+            len(bad),
+            0,
+        )
+
+        stored = anyio.run(stored_users, base_url, [f"k{i}" for i in range(ROWS)])
+        assert stored == expected
+        assert {record["line"] for record in read_jsonl(rejects)} == bad
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        for thread in threading.enumerate():
+            if thread.name == "serve-stdout":
+                thread.join(timeout=15)
+        assert server.stdout is not None
+        server.stdout.close()
