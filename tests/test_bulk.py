@@ -8,6 +8,7 @@ behaviours run against the emulator in ``test_bulk_emulator.py``.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -659,3 +660,10 @@ async def test_the_counts_always_add_up(make_client: MakeClient, fake_time: Fake
     client = make_client(api, retry=RetryPolicy(max_retries=2, jitter=None, sleep=fake_time.sleep))
     result = await client.upsert_many(data, chunk_size=5, concurrency=3, raise_on_failure=False)
     assert result.accepted + len(result.rejected) + result.failed == result.submitted == 57
+
+
+@pytest.mark.parametrize("method", ["upsert_many", "delete_many"])
+def test_the_default_byte_cap_is_the_documented_16_mib(method: str) -> None:
+    parameters = inspect.signature(getattr(AsyncClient, method)).parameters
+    assert parameters["max_chunk_bytes"].default == bulk_module.DEFAULT_MAX_CHUNK_BYTES
+    assert bulk_module.DEFAULT_MAX_CHUNK_BYTES == 16 * 1024 * 1024
