@@ -667,3 +667,11 @@ def test_the_default_byte_cap_is_the_documented_16_mib(method: str) -> None:
     parameters = inspect.signature(getattr(AsyncClient, method)).parameters
     assert parameters["max_chunk_bytes"].default == bulk_module.DEFAULT_MAX_CHUNK_BYTES
     assert bulk_module.DEFAULT_MAX_CHUNK_BYTES == 16 * 1024 * 1024
+
+
+async def test_the_repr_of_a_result_counts_its_lists_instead_of_showing_them(
+    client: AsyncClient,
+) -> None:
+    result = await client.upsert_many([*users(3), *range(1000)], raise_on_failure=False)
+    assert "rejected=<1000 items>" in repr(result)
+    assert len(repr(result)) < 1000

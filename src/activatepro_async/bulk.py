@@ -187,6 +187,11 @@ class BulkProgress:
     chunk_tracking_id: str | None
 
 
+def _count(items: tuple[Any, ...]) -> str:
+    # A run may reject millions: the repr says how many, the field holds them.
+    return f"<{len(items)} items>"
+
+
 @attrs.frozen
 class BulkResult:
     """What a bulk run did with every user it read.
@@ -205,12 +210,12 @@ class BulkResult:
     operation: Operation
     submitted: int
     accepted: int
-    rejected: tuple[RejectedUser, ...] = ()
-    failed_chunks: tuple[FailedChunk, ...] = ()
+    rejected: tuple[RejectedUser, ...] = attrs.field(default=(), repr=_count)
+    failed_chunks: tuple[FailedChunk, ...] = attrs.field(default=(), repr=_count)
     #: One per chunk the API accepted, in chunk order.
-    tracking_ids: tuple[str, ...] = ()
+    tracking_ids: tuple[str, ...] = attrs.field(default=(), repr=_count)
     #: Errors of partial batches whose pointer names no user.
-    unattributed_errors: tuple[ApiError, ...] = ()
+    unattributed_errors: tuple[ApiError, ...] = attrs.field(default=(), repr=_count)
     chunks: int = 0
     retries: int = 0
     elapsed: float = 0.0
