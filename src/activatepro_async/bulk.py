@@ -312,6 +312,11 @@ def _encode(value: Any) -> bytes:
     orjson refuses (integers over 64 bits, non-string keys) goes through the
     standard library, which decides. Raises ``ValueError``/``TypeError``.
     """
+    return _encode_telling(value)[0]
+
+
+def _encode_telling(value: Any) -> tuple[bytes, bool]:
+    """:func:`_encode`, and whether orjson made the bytes (so it takes every part too)."""
     if _orjson is not None:
         try:
             body: bytes = _orjson.dumps(value)
@@ -321,8 +326,8 @@ def _encode(value: Any) -> bytes:
             # "null" is in every body that had a non-finite float; the scan is
             # paid only then.
             if b"null" not in body or not _has_non_finite(value):
-                return body
-    return _encode_json(value)
+                return body, True
+    return _encode_json(value), False
 
 
 # --------------------------------------------------------------------------
@@ -577,8 +582,9 @@ class _Run:
         envelope = {"updated": wires, "deleted": empty}
         if self.key == "deleted":
             envelope = {"updated": empty, "deleted": wires}
+        trusted = False
         try:
-            body = _encode(envelope)
+            body, trusted = _encode_telling(envelope)
         except (ValueError, TypeError, RecursionError):
             pass  # some user cannot be encoded: find it below
         else:
@@ -586,12 +592,20 @@ class _Run:
             if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
                 # Small enough that no single user can be over the per-user limit.
                 return [self.new_chunk(body, ids, positions)]
-        return self.encode_one_by_one(wires, ids, positions)
+        # If orjson took the whole chunk (and it held no NaN), orjson takes
+        # each of its users as they are, without the checks of _encode.
+        return self.encode_one_by_one(wires, ids, positions, trusted=trusted)
 
     def encode_one_by_one(
-        self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
+        self,
+        wires: list[dict[str, Any]],
+        ids: list[str],
+        positions: list[int],
+        *,
+        trusted: bool = False,
     ) -> list[_Chunk]:
         """The slow path: encode each user, reject the bad ones, pack by size."""
+        encode = _orjson.dumps if trusted and _orjson is not None else _encode
         overhead = len(self.head) + len(self.tail)
         chunks: list[_Chunk] = []
         parts: list[bytes] = []
@@ -600,7 +614,7 @@ class _Run:
         size = overhead
         for wire, uid, position in zip(wires, ids, positions, strict=True):
             try:
-                part = _encode(wire)
+                part = encode(wire)
             except (ValueError, TypeError, RecursionError) as exc:
                 self.reject_local(
                     position, uid, ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"
