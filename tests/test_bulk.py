@@ -209,17 +209,26 @@ async def test_each_chunk_is_a_contiguous_run_of_the_input_at_any_concurrency(
     assert [uid for ids in chunks for uid in ids] == [u["id"] for u in data]
 
 
+@pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "stdlib"])
 async def test_chunks_are_split_so_no_body_is_over_max_chunk_bytes(
-    api: MockAPI, client: AsyncClient
+    api: MockAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch, orjson: bool
 ) -> None:
+    if not orjson:
+        monkeypatch.setattr(bulk_module, "_orjson", None)
     data = [
         {"id": f"u{i}", "email": f"u{i}@example.com", "firstName": "x" * 500} for i in range(60)
     ]
-    result = await client.upsert_many(data, max_chunk_bytes=4096, concurrency=1)
+    data[30]["score"] = math.nan  # the chunk cannot be encoded whole
+    result = await client.upsert_many(
+        data, max_chunk_bytes=4096, concurrency=1, raise_on_failure=False
+    )
     assert all(len(body) <= 4096 for body in api.bodies)
     assert len(api.bodies) > 1
-    assert [uid for ids in api.arrivals for uid in ids] == [u["id"] for u in data]
-    assert result.accepted == 60
+    sent = [u for u in data if u["id"] != "u30"]
+    assert [uid for ids in api.arrivals for uid in ids] == [u["id"] for u in sent]
+    assert api.users == {u["id"]: u for u in sent}
+    assert [r.user_id for r in result.rejected] == ["u30"]
+    assert result.accepted == 59
 
 
 async def test_a_user_over_the_api_limit_of_one_mib_is_rejected_locally_and_not_sent(
