@@ -194,7 +194,7 @@ def find(email: str, business_unit: str | None, api_key: str | None, base_url: s
             raise click.ClickException(f"no user with email {email!r}{where}") from None
 
 
-@click.command()
+@click.command(short_help="Print the processing state of a write.")
 @click.argument("tracking_id")
 @click.option("--wait", is_flag=True, help="Poll until the request is PROCESSED.")
 @click.option(
@@ -208,7 +208,10 @@ def find(email: str, business_unit: str | None, api_key: str | None, base_url: s
 def track(
     tracking_id: str, wait: bool, timeout: float, api_key: str | None, base_url: str | None
 ) -> None:
-    """Print the processing state of a write (stage, total, success, error) as JSON."""
+    """Print the processing state of a write (stage, total, success, error) as JSON.
+
+    Exits 1 when the write had errors.
+    """
 
     async def main() -> Any:
         async with _client(api_key, base_url) as client:
@@ -457,6 +460,13 @@ def _run_with_display(
     try:
         with live, _sdk_logs(verbose, live.console):
             summary = _run(main)
+    except KeyboardInterrupt:
+        hint = (
+            f": rerun the same command to resume from the journal {journal.path}"
+            if journal is not None
+            else " (with --journal FILE, a rerun resumes where a run stopped)"
+        )
+        raise click.ClickException("stopped by Ctrl-C" + hint) from None
     except InputError as exc:
         raise UsageProblem(str(exc)) from None
     except engine.StopRun as exc:
@@ -470,7 +480,7 @@ def _run_with_display(
     return summary
 
 
-@click.command(name="import")
+@click.command(name="import", short_help="Create or update users from a CSV or JSON Lines file.")
 @click.argument("file")
 @_file_options
 def import_(file: str, **options: Any) -> None:
@@ -484,11 +494,14 @@ def import_(file: str, **options: Any) -> None:
     activatepro import users.csv --rejects rejects.jsonl --journal users.journal
     activatepro import export.csv --map customer_no=id --map mail=email --type birthday=date
     cat users.jsonl | activatepro import - --format jsonl --json
+
+    Exit status: 0 when every row was accepted, 1 when some were rejected or
+    failed (the summary says which), 2 for a usage or configuration error.
     """
     _bulk_command("upsert", file, **options)
 
 
-@click.command()
+@click.command(short_help="Delete the users whose ids a file holds.")
 @click.argument("file")
 @_file_options
 def delete(file: str, **options: Any) -> None:
@@ -504,7 +517,7 @@ def delete(file: str, **options: Any) -> None:
 # -- demo ------------------------------------------------------------------------------------
 
 
-@click.command()
+@click.command(short_help="Import 100,000 fake users into an embedded emulator.")
 @click.option(
     "--users",
     "count",

@@ -124,6 +124,7 @@ class Summary:
     failed_chunks: list[dict[str, Any]] = attrs.field(factory=list)
     tracking: dict[str, int] | None = None
     tracked: int = 0
+    tracking_total: int = 0
     tracking_failures: list[str] = attrs.field(factory=list)
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
@@ -497,6 +498,7 @@ class _Run:
         summary = self.summary
         totals = {"total": 0, "success": 0, "error": 0, "processing_errors": 0}
         todo = iter(self.tracking)
+        summary.tracking_total = len(self.tracking)
 
         async def poll() -> None:
             for tracking_id, rejected in todo:

@@ -52,6 +52,7 @@ class LiveProgress:
             refresh_per_second=8,
             transient=False,
         )
+        self._title = title
         self._task: TaskID = self._progress.add_task(title, total=_SCALE, counts="starting")
         self._last = 0.0
         self._phase: str | None = None
@@ -101,9 +102,10 @@ class LiveProgress:
         if fraction and 0 < fraction < 1 and rate > 0 and summary.rows:
             estimated_rows = summary.rows / min(1.0, max(source.bytes_read / total_units, 1e-9))  # type: ignore[operator]
             parts.append(f"ETA {_duration((estimated_rows - done) / rate)}")
-        if self._phase == "processing" and summary.tracking is not None:
-            parts.append(f"processing: {summary.tracked:,} tracking ids done")
-        description = self._phase or "importing"
+        description = self._title
+        if self._phase == "processing":
+            description = "processing"
+            parts.append(f"tracking ids done {summary.tracked:,}/{summary.tracking_total:,}")
         completed = _SCALE * (fraction if fraction is not None else 0.0)
         if self._phase == "processing":
             completed = _SCALE
