@@ -645,6 +645,20 @@ async def test_cancelling_the_run_cancels_every_request_and_leaves_no_task(
     assert len(anyio.get_running_tasks()) == before
 
 
+async def test_a_cancelled_run_logs_its_counts_so_far(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.CancelScope() as scope:
+
+        def on_progress(progress: BulkProgress) -> None:
+            if progress.chunks_done == 2:
+                scope.cancel()
+
+        await client.upsert_many(users(1000), chunk_size=10, concurrency=1, on_progress=on_progress)
+    assert "bulk upsert cancelled; so far: upsert: " in caplog.text
+    assert "20 accepted" in caplog.text
+
+
 # -- delete_many -----------------------------------------------------------
 
 

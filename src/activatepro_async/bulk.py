@@ -883,12 +883,21 @@ async def run_bulk(
         on_progress=on_progress,
     )
     send, receive = anyio.create_memory_object_stream[_Chunk](0)
-    async with anyio.create_task_group() as tg:
-        run.scope = tg.cancel_scope
-        with receive:
-            for _ in range(concurrency):
-                tg.start_soon(run.work, receive.clone())
-        tg.start_soon(run.produce, items, send)
+    try:
+        async with anyio.create_task_group() as tg:
+            run.scope = tg.cancel_scope
+            with receive:
+                for _ in range(concurrency):
+                    tg.start_soon(run.work, receive.clone())
+            tg.start_soon(run.produce, items, send)
+    except BaseException:
+        # Cancelled from outside (a timeout, Ctrl-C): every task has ended; the
+        # cancellation goes on unchanged, so the counts so far go to the log.
+        logger.warning(
+            "bulk %s cancelled; so far: %s (chunks in flight may have been applied)",
+            operation, run.result().summary(),
+        )  # fmt: skip
+        raise
 
     if run.aborted_by is not None:
         run.fail_unfinished()
