@@ -504,10 +504,10 @@ class _Run:
         wires, ids, positions = self.wires, self.ids, self.positions
         limit = self.chunk_size
         upsert = self.operation == "upsert"
-        plain = _PLAIN_TYPES.__contains__
+        all_plain = _PLAIN_TYPES.issuperset
         for item in iterator:
             kind = type(item)
-            if upsert and kind is dict and all(map(plain, map(type, item.values()))):
+            if upsert and kind is dict and all_plain(map(type, item.values())):
                 uid = item.get("id")
                 if type(uid) is str and uid:
                     wires.append(item.copy())
