@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import collections
 import cProfile
+import functools
 import pstats
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from importlib.util import find_spec
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpcore
@@ -149,8 +150,7 @@ class _RawClient(asyncio.Protocol):
         self.seen = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are no subclass
 
     def data_received(self, data: bytes) -> None:
         self.seen += data
@@ -160,7 +160,8 @@ class _RawClient(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def raw_asyncio(setup: Setup) -> float:
+async def raw_asyncio(setup: Setup, *, split: bool = False) -> float:
+    """The floor; ``split`` writes the head and the body apart, as httpcore does."""
     loop = asyncio.get_running_loop()
     host, port = setup.url.removeprefix("http://").split(":")
     head = b"POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n" % (
@@ -168,7 +169,8 @@ async def raw_asyncio(setup: Setup) -> float:
         host.encode(),
         port.encode(),
     )
-    request = head + b"Content-Length: %d\r\n\r\n" % len(setup.body) + setup.body
+    head += b"Content-Length: %d\r\n\r\n" % len(setup.body)
+    request = head + setup.body
     free = []
     for _ in range(setup.concurrency):
         free.append((await loop.create_connection(_RawClient, host, int(port)))[1])
@@ -177,7 +179,11 @@ async def raw_asyncio(setup: Setup) -> float:
     async def send() -> None:
         client = free.pop()
         client.done = loop.create_future()
-        client.transport.write(request)
+        if split:
+            client.transport.write(head)
+            client.transport.write(setup.body)
+        else:
+            client.transport.write(request)
         await client.done
         free.append(client)
 
@@ -200,8 +206,7 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are no subclass
 
     def _wake(self, future: asyncio.Future[None] | None) -> None:
         if future is not None and not future.done():
@@ -341,6 +346,7 @@ def _aiohttp_client() -> httpx.AsyncClient:
 VARIANTS: dict[str, tuple[Variant, bool]] = {
     # name: (variant, asyncio only)
     "raw_asyncio": (raw_asyncio, True),
+    "raw_asyncio_split": (functools.partial(raw_asyncio, split=True), True),
     "aiohttp": (aiohttp_session, True),
     "httpx_aiohttp": (via_client(_aiohttp_client), True),
     "httpx_aiohttp_direct": (via_transport(_aiohttp_transport), True),
