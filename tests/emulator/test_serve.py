@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,24 @@ async def test_serve_refuses_an_oversize_body_with_413() -> None:
     async with emulator.serve() as base_url, httpx.AsyncClient(headers=HEADERS) as http:
         response = await http.put(f"{base_url}/users", json=user(firstName="x" * 200))
         assert response.status_code == 413
+    assert emulator.pending_count == 0
+
+
+@pytest.mark.anyio
+async def test_serve_refuses_an_oversize_chunked_body_with_413() -> None:
+    emulator = Emulator(max_body_bytes=1000)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield b" " * 100
+
+    async with emulator.serve() as base_url, httpx.AsyncClient(headers=HEADERS) as http:
+        response = await http.post(f"{base_url}/users/batch", content=chunks())
+        assert response.status_code == 413
+        assert response.request.headers["transfer-encoding"] == "chunked"
+        assert (
+            await http.post(f"{base_url}/users/batch", json={"deleted": [{"id": "x"}]})
+        ).status_code == 202
     assert emulator.pending_count == 0
 
 

@@ -35,10 +35,16 @@ class _ClientGone(Exception):
 async def _read_body(
     receive: Callable[[], Any], headers: list[tuple[bytes, bytes]], limit: int
 ) -> tuple[bytes, bool]:
+    """The body, or ``(b"", True)`` if it is larger than ``limit``.
+
+    An oversize body is still read to its end (and thrown away): closing a
+    socket with unread data makes the kernel reset the connection, which can
+    destroy the 413 before the client reads it.
+    """
+    oversize = False
     for name, value in headers:
         if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                return b"", True
+            oversize = value.isdigit() and int(value) > limit
             break
     chunks: list[bytes] = []
     size = 0
@@ -49,10 +55,13 @@ async def _read_body(
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return b"", True
-        chunks.append(chunk)
+            oversize = True
+        if not oversize:
+            chunks.append(chunk)
+        elif chunks:
+            chunks.clear()
         if not message.get("more_body", False):
-            return b"".join(chunks), False
+            return (b"", True) if oversize else (b"".join(chunks), False)
 
 
 def _connection(send: Callable[..., Any]) -> asyncio.Transport | None:

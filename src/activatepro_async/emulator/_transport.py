@@ -66,16 +66,15 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
 
 
 async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
-    """The request body, or ``(b"", True)`` once it is larger than ``limit``."""
+    """The request body, or ``(b"", True)`` if it is larger than ``limit``."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return b"", True
+    oversize = declared is not None and declared.isdigit() and int(declared) > limit
     try:
         content = request.content  # already in memory for content=/json= requests
     except httpx.RequestNotRead:
         pass
     else:
-        return (b"", True) if len(content) > limit else (content, False)
+        return (b"", True) if oversize or len(content) > limit else (content, False)
     chunks: list[bytes] = []
     size = 0
     stream = request.stream
@@ -85,10 +84,12 @@ async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
     try:
         async for chunk in stream:
             size += len(chunk)
-            if size <= limit:
+            if size > limit:
+                oversize = True
+            if not oversize:
                 chunks.append(chunk)
             elif chunks:
                 chunks.clear()
     finally:
         await stream.aclose()
-    return (b"", True) if size > limit else (b"".join(chunks), False)
+    return (b"", True) if oversize else (b"".join(chunks), False)
