@@ -65,3 +65,19 @@ def test_track_unknown_id_exits_1(invoke: Invoke) -> None:
     result = invoke("track", "no-such-id")
     assert result.exit_code == 1
     assert "unknown, or older than 24 hours" in result.output
+
+
+def test_track_exits_1_when_the_write_had_errors(invoke: Invoke, emulator: Emulator) -> None:
+    import anyio
+
+    async def main() -> str:
+        async with AsyncClient(API_KEY, transport=emulator.transport()) as client:
+            accepted = await client.batch(
+                updated=[{"id": "a", "email": "a@example.com"}, {"id": "b", "email": "nope"}]
+            )
+            return accepted.tracking_id
+
+    tracking_id = anyio.run(main)
+    result = invoke("track", tracking_id, "--wait")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == 1

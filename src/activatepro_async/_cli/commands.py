@@ -471,6 +471,8 @@ def _run_with_display(
         raise UsageProblem(str(exc)) from None
     except engine.StopRun as exc:
         raise UsageProblem(str(exc)) from None
+    except OSError as exc:  # the journal or rejects file could not be written (disk full)
+        raise click.ClickException(f"{exc}: free some space or pick another path") from None
     finally:
         writer.close()
     if as_json:

@@ -126,6 +126,7 @@ class Summary:
     tracked: int = 0
     tracking_total: int = 0
     tracking_failures: list[str] = attrs.field(factory=list)
+    tracking_expired: int = 0
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
     stopped_by: str | None = None
@@ -199,6 +200,7 @@ class Summary:
             "rows_per_s": round(self.rate, 1),
             "tracking": self.tracking,
             "tracking_not_followed": len(self.tracking_failures),
+            "tracking_expired": self.tracking_expired,
             "rejects_file": self.rejects_file,
             "journal": self.journal,
             "stopped_by": self.stopped_by,
@@ -253,7 +255,8 @@ class _Run:
         self.summary.concurrency = options.concurrency
         self.summary.max_concurrency = options.concurrency
         self.summary.lowest_concurrency = options.concurrency
-        self.tracking: list[tuple[str, int]] = []  # (tracking id, users the API rejected)
+        # (tracking id, users the API rejected, from an earlier run of the journal)
+        self.tracking: list[tuple[str, int, bool]] = []
         self.exhausted = False
         self.input_error: BaseException | None = None
 
@@ -440,7 +443,7 @@ class _Run:
                 )
                 assert progress.chunk_tracking_id is not None
                 self.tracking.append(
-                    (progress.chunk_tracking_id, api_rejected[progress.chunk_index])
+                    (progress.chunk_tracking_id, api_rejected[progress.chunk_index], False)
                 )
         # Rejects first into their file, then the journal: a crash between the
         # two repeats a reject line at worst, and never loses one.
@@ -465,7 +468,7 @@ class _Run:
                 summary.reasons[reason(_error_from_json(error))] += 1
         self.rejects.write(records)
         self.tracking.extend(
-            (c["tracking_id"], int(c.get("rejected", 0)))
+            (c["tracking_id"], int(c.get("rejected", 0)), True)
             for c in journal.chunks
             if c.get("tracking_id")
         )
@@ -501,13 +504,17 @@ class _Run:
         summary.tracking_total = len(self.tracking)
 
         async def poll() -> None:
-            for tracking_id, rejected in todo:
+            for tracking_id, rejected, earlier in todo:
                 try:
                     status = await client.wait_for_tracking(
                         tracking_id, timeout=self.options.wait_timeout
                     )
                 except NotFoundError:
-                    summary.tracking_failures.append(tracking_id)  # older than 24 hours
+                    # Older than 24 hours: an earlier run's write, long processed.
+                    if earlier:
+                        summary.tracking_expired += 1
+                    else:
+                        summary.tracking_failures.append(tracking_id)
                 except (ActivateProError, OSError):
                     summary.tracking_failures.append(tracking_id)
                 else:
