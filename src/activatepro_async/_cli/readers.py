@@ -191,32 +191,35 @@ class Source:
         header = self.header
         width = len(header)
         while True:
+            # The hot loop is a plain for; a csv.Error (a cell over the size
+            # limit) leaves it, is reported, and the loop goes on after it.
             try:
-                cells = next(reader)
-            except StopIteration:
-                break
+                for cells in reader:
+                    start, last = last + 1, reader.line_num
+                    if len(cells) == width:
+                        data = dict(zip(header, cells))  # noqa: B905 - lengths checked
+                        if "" in cells:
+                            # CSV has no null, and an upsert must not clear
+                            # what the file does not mention: leave empty cells out.
+                            data = {name: cell for name, cell in data.items() if cell}
+                        self.rows_read += 1
+                        yield SourceRow(start, data, cells, None)
+                    elif not cells or (len(cells) == 1 and not cells[0].strip()):
+                        continue  # a blank line
+                    else:
+                        self.rows_read += 1
+                        yield SourceRow(
+                            start,
+                            None,
+                            cells,
+                            f"the record has {len(cells)} fields, the header has {width} "
+                            "(an unquoted delimiter or quote in a cell?)",
+                        )
+                return
             except csv.Error as exc:
                 start, last = last + 1, reader.line_num
                 self.rows_read += 1
                 yield SourceRow(start, None, None, f"not a readable CSV record: {exc}")
-                continue
-            start, last = last + 1, reader.line_num
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # a blank line
-            self.rows_read += 1
-            if len(cells) != width:
-                yield SourceRow(
-                    start,
-                    None,
-                    cells,
-                    f"the record has {len(cells)} fields, the header has {width} "
-                    "(an unquoted delimiter or quote in a cell?)",
-                )
-                continue
-            # Empty cells are left out: CSV has no null, and an upsert must not
-            # clear what the file does not mention.
-            data = {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
-            yield SourceRow(start, data, cells, None)
 
     def _check_header(self, cells: list[str], line: int) -> list[str]:
         header = [cell.strip() for cell in cells]
