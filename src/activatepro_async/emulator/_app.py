@@ -465,46 +465,15 @@ class Emulator:
         raw_segments = raw_path.split(b"/")
         if raw_segments[0] != b"" or b"" in raw_segments[1:] or raw_segments[1] != b"users":
             return self._no_route(method, raw_path)
-        segments = [_segment(raw) for raw in raw_segments[2:]]
-        n = len(segments)
-        handler: Callable[[], _Reply] | None = None
-        allowed: tuple[str, ...]
-        if n == 0:
-            allowed = ("PUT",)
-            if method == "PUT":
-                handler = lambda: self._put(body, now)  # noqa: E731
-        elif n == 1:
-            user_id = segments[0]
-            if user_id == "batch":
-                allowed = ("GET", "DELETE", "POST")
-                if method == "POST":
-                    handler = lambda: self._batch(body, now)  # noqa: E731
-            else:
-                allowed = ("GET", "DELETE")
-            if method == "GET":
-                handler = lambda: self._get(user_id)  # noqa: E731
-            elif method == "DELETE":
-                handler = lambda: self._delete(user_id, now)  # noqa: E731
-        elif n == 2 and segments[0] == "email":
-            allowed = ("GET",)
-            if method == "GET":
-                handler = lambda: self._get_by_email(segments[1], None)  # noqa: E731
-        elif n == 4 and segments[0] == "email" and segments[2] == "bu":
-            allowed = ("GET",)
-            if method == "GET":
-                handler = lambda: self._get_by_email(segments[1], segments[3])  # noqa: E731
-        elif n == 2 and segments[0] == "track":
-            allowed = ("GET",)
-            if method == "GET":
-                handler = lambda: self._track(segments[1], now)  # noqa: E731
-        else:
+        route = _route([_segment(raw) for raw in raw_segments[2:]])
+        if route is None:
             return self._no_route(method, raw_path)
+        methods, params = route
+        handler = methods.get(method)
         if handler is None:
-            reply = _errors(
-                405,
-                [(2, f"Method {method} is not allowed here; use {', '.join(allowed)}", "")],
-            )
-            reply.headers.append((b"allow", ", ".join(allowed).encode()))
+            allowed = ", ".join(methods)
+            reply = _errors(405, [(2, f"Method {method} is not allowed here; use {allowed}", "")])
+            reply.headers.append((b"allow", allowed.encode()))
             return reply
         if oversize:
             return _errors(
@@ -518,7 +487,7 @@ class Emulator:
                     )
                 ],
             )
-        return handler()
+        return handler(self, params, body, now)
 
     @staticmethod
     def _no_route(method: str, raw_path: bytes) -> _Reply:
@@ -540,13 +509,18 @@ class Emulator:
 
     # -- the six calls -------------------------------------------------------------
 
-    def _get(self, user_id: str | None) -> _Reply:
+    # Each call takes the decoded path parameters (None: not UTF-8), the body
+    # and the time; _route() below maps routes and methods to them.
+
+    def _get(self, params: list[str | None], body: bytes, now: float) -> _Reply:
+        user_id = params[0]
         user = self._store.users.get(user_id) if user_id is not None else None
         if user is None:
             return _Reply(404)
         return _Reply(200, _json.dumps(user))
 
-    def _get_by_email(self, email: str | None, business_unit: str | None) -> _Reply:
+    def _get_by_email(self, params: list[str | None], body: bytes, now: float) -> _Reply:
+        email, business_unit = params
         if email is None:
             return _Reply(404)
         user = self._store.find_by_email(email, business_unit)
@@ -554,7 +528,8 @@ class Emulator:
             return _Reply(404)
         return _Reply(200, _json.dumps(user))
 
-    def _track(self, tracking_id: str | None, now: float) -> _Reply:
+    def _track(self, params: list[str | None], body: bytes, now: float) -> _Reply:
+        tracking_id = params[0]
         tracking = self._store.tracking(tracking_id, now) if tracking_id is not None else None
         if tracking is None:
             return _Reply(404)
@@ -572,10 +547,10 @@ class Emulator:
             upserts, deletes, total=total, invalid=invalid, now=now, delay=self.processing_delay
         )
 
-    def _delete(self, user_id: str | None, now: float) -> _Reply:
+    def _delete(self, params: list[str | None], body: bytes, now: float) -> _Reply:
         # A body, if any, is ignored: some clients send one with DELETE. An id
         # that is not UTF-8 names no user, and deleting no user succeeds.
-        tracking_id = self._accepted([], [user_id or ""], 1, 0, now)
+        tracking_id = self._accepted([], [params[0] or ""], 1, 0, now)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))
 
     def _parse(self, body: bytes, what: str) -> tuple[Any, _Reply | None]:
@@ -605,7 +580,7 @@ class Emulator:
                 problems = [*(problems or []), problem]
         return problems
 
-    def _put(self, body: bytes, now: float) -> _Reply:
+    def _put(self, params: list[str | None], body: bytes, now: float) -> _Reply:
         user, failed = self._parse(body, "a user")
         if failed is not None:
             return failed
@@ -615,7 +590,7 @@ class Emulator:
         tracking_id = self._accepted([user], [], 1, 0, now)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))
 
-    def _batch(self, body: bytes, now: float) -> _Reply:
+    def _batch(self, params: list[str | None], body: bytes, now: float) -> _Reply:
         document, failed = self._parse(body, '{"updated": [...], "deleted": [...]}')
         if failed is not None:
             return failed
@@ -717,3 +692,34 @@ class Emulator:
         if errors:
             return _errors(400, errors, trackingId=tracking_id)
         return _Reply(202, _json.dumps({"trackingId": tracking_id}))
+
+
+_Handler = Callable[[Emulator, list[str | None], bytes, float], _Reply]
+_USERS: dict[str, _Handler] = {"PUT": Emulator._put}
+_USER: dict[str, _Handler] = {"GET": Emulator._get, "DELETE": Emulator._delete}
+# "batch" alone is also a user id: GET and DELETE read and delete that user.
+_BATCH: dict[str, _Handler] = {**_USER, "POST": Emulator._batch}
+_BY_EMAIL: dict[str, _Handler] = {"GET": Emulator._get_by_email}
+_TRACK: dict[str, _Handler] = {"GET": Emulator._track}
+
+
+def _route(
+    segments: list[str | None],
+) -> tuple[dict[str, _Handler], list[str | None]] | None:
+    """The calls of a path under ``/users`` (by method) and their parameters.
+
+    Ids are one segment each, so the count of segments decides:
+    ``/users/email`` is the user with id "email", ``/users/email/{e}`` a lookup.
+    """
+    n = len(segments)
+    if n == 0:
+        return _USERS, []
+    if n == 1:
+        return (_BATCH if segments[0] == "batch" else _USER), segments
+    if n == 2 and segments[0] == "email":
+        return _BY_EMAIL, [segments[1], None]
+    if n == 4 and segments[0] == "email" and segments[2] == "bu":
+        return _BY_EMAIL, [segments[1], segments[3]]
+    if n == 2 and segments[0] == "track":
+        return _TRACK, [segments[1]]
+    return None
