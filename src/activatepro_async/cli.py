@@ -43,6 +43,21 @@ def _fault_kinds(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _attributes(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    from .emulator import AttributeType
+
+    schema: dict[str, str] = {}
+    kinds = ", ".join(kind.value for kind in AttributeType)
+    for value in values:
+        name, sep, kind = value.partition("=")
+        if not sep or not name or kind.upper() not in AttributeType.__members__:
+            raise click.BadParameter(f"{value!r}: use NAME=TYPE with a TYPE of {kinds}")
+        schema[name] = kind.upper()
+    return schema
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
@@ -66,6 +81,14 @@ def _fault_kinds(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     type=click.FloatRange(min=0.0),
     help="Seconds before an accepted write is applied.",
+)
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    metavar="NAME=TYPE",
+    callback=_attributes,
+    help="Add a custom attribute to the default schema, e.g. shoeSize=INTEGER; repeat for several.",
 )
 @click.option(
     "--accept-unknown-attributes",
@@ -121,6 +144,7 @@ def serve(
     port: int,
     api_keys: tuple[str, ...],
     processing_delay: float,
+    attributes: dict[str, str],
     accept_unknown_attributes: bool,
     max_body_bytes: int,
     fault_rate: float,
@@ -140,7 +164,7 @@ def serve(
         raise click.ClickException(
             f"the emulator's server needs {error.name}: {INSTALL_HINT}"
         ) from None
-    from .emulator import FAULT_KINDS, Emulator, Faults
+    from .emulator import DEFAULT_ATTRIBUTES, FAULT_KINDS, Emulator, Faults
     from .emulator._server import run_forever
 
     faults = None
@@ -152,13 +176,17 @@ def serve(
             retry_after=fault_retry_after,
             latency=fault_latency,
         )
-    emulator = Emulator(
-        api_keys,
-        processing_delay=processing_delay,
-        accept_unknown_attributes=accept_unknown_attributes,
-        faults=faults,
-        max_body_bytes=max_body_bytes,
-    )
+    try:
+        emulator = Emulator(
+            api_keys,
+            processing_delay=processing_delay,
+            attributes={**DEFAULT_ATTRIBUTES, **attributes},
+            accept_unknown_attributes=accept_unknown_attributes,
+            faults=faults,
+            max_body_bytes=max_body_bytes,
+        )
+    except ValueError as error:  # e.g. --attribute email=STRING, --api-key ""
+        raise click.UsageError(str(error)) from None
 
     def ready(base_url: str) -> None:
         # The keys are never printed: they are secrets in a shared terminal or log.

@@ -109,14 +109,25 @@ def cli(*args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_activatepro_serve_answers_and_stops_cleanly(stop: signal.Signals) -> None:
-    process = cli("serve", "--port", "0", "--api-key", "cli-key", "--processing-delay", "0")
+    process = cli(
+        "serve",
+        "--port",
+        "0",
+        "--api-key",
+        "cli-key",
+        "--processing-delay",
+        "0",
+        "--attribute",
+        "shoeSize=integer",
+    )
     try:
         lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
         base_url = lines[-1].rsplit(" ", 1)[-1].strip()
         headers = {"X-XNG-AuthToken": "cli-key", "X-XNG-ApiVersion": "2"}
         with httpx.Client(base_url=base_url, headers=headers, timeout=10) as http:
-            assert http.put("/users", json=user("1")).status_code == 202
-            assert http.get("/users/1").json()["id"] == "1"
+            assert http.put("/users", json=user("1", shoeSize=44)).status_code == 202
+            assert http.get("/users/1").json()["shoeSize"] == 44
+            assert http.put("/users", json=user("1", shoeSize="44")).status_code == 400
             assert http.get("/users/1", headers={"X-XNG-AuthToken": "test-key"}).status_code == 401
         process.send_signal(stop)
         stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
@@ -146,16 +157,26 @@ def test_activatepro_serve_injects_faults_from_flags() -> None:
     assert process.returncode == 0, stderr
 
 
-def test_activatepro_serve_refuses_an_unknown_fault_kind() -> None:
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fault-kinds", "418"], "unknown fault kind"),
+        (["--attribute", "shoeSize"], "use NAME=TYPE"),
+        (["--attribute", "x=NUMBER"], "use NAME=TYPE"),
+        (["--attribute", "email=STRING"], "built-in fields"),
+        (["--api-key", ""], "non-empty key"),
+    ],
+)
+def test_activatepro_serve_refuses_bad_flags_in_one_message(flags: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "activatepro_async", "serve", "--fault-kinds", "418"],
+        [sys.executable, "-m", "activatepro_async", "serve", *flags],
         capture_output=True,
         text=True,
         timeout=STARTUP_TIMEOUT,
         check=False,
     )
     assert result.returncode == 2
-    assert "unknown fault kind" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
