@@ -150,21 +150,30 @@ class _Runner:
         method = getattr(loop.client, name)
         if self._refused():
             return _in_helper_thread(lambda: loop.portal.call(method, *args, **kwargs))
-        future = loop.portal.start_task_soon(functools.partial(method, *args, **kwargs))
+        try:
+            future = loop.portal.start_task_soon(functools.partial(method, *args, **kwargs))
+        except RuntimeError:
+            if not self._closed:
+                raise
+            raise self._closed_while(name) from None
         try:
             return future.result()
         except CancelledError:
             if not self._closed:
                 raise
-            raise RuntimeError(
-                f"Client.{name}() was cancelled: the Client was closed while it ran (by "
-                "close(), garbage collection or interpreter exit); keep the Client open "
-                "until every thread is done with it"
-            ) from None
+            raise self._closed_while(name) from None
         except BaseException:
             # Ctrl-C (or any error of the waiting thread) cancels the request too.
             future.cancel()
             raise
+
+    @staticmethod
+    def _closed_while(name: str) -> RuntimeError:
+        return RuntimeError(
+            f"Client.{name}() was cancelled: the Client was closed while it ran (by "
+            "close(), garbage collection or interpreter exit); keep the Client open "
+            "until every thread is done with it"
+        )
 
     # -- lifetime ----------------------------------------------------------
 
@@ -311,7 +320,9 @@ class Client:
             installed): the event loop the client runs on. Only ``Client`` has it.
 
     The other arguments are those of :class:`AsyncClient`. Your own
-    ``http_client=`` is used on the client's thread; do not use it elsewhere.
+    ``http_client=`` is used on the client's thread; do not use it elsewhere,
+    and since its connections cannot be renewed, a ``Client`` given one and
+    used before ``os.fork()`` refuses to work in the child: create it there.
     """
 
     def __init__(

@@ -1,5 +1,7 @@
-"""bench_sync at a tiny size: it runs on both portal backends and reports sane
-figures. No timing assertions (the figures live in benchmarks/README.md)."""
+"""bench_sync at a tiny size: it runs on both portal backends and prints its
+command and figures. No timing assertions (the figures live in
+benchmarks/README.md). One round only: the harness collects garbage before each
+contender, which is slow in a process as full as the test suite's."""
 
 from __future__ import annotations
 
@@ -9,16 +11,13 @@ from benchmarks import bench_sync
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_the_sync_benchmark_runs_at_a_tiny_size(backend: str) -> None:
-    result = bench_sync.run(calls=3, rounds=2, backend=backend)
-    assert result["async_us"].n == result["sync_us"].n == 2
-    assert result["ratio"].min > 0
-
-
-def test_the_sync_benchmark_prints_its_command_and_table(
-    capsys: pytest.CaptureFixture[str],
+def test_the_sync_benchmark_runs_at_a_tiny_size(
+    backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bench_sync.main(["--calls", "2", "--rounds", "1"])
+    bench_sync.main(["--calls", "2", "--rounds", "1", "--backend", backend])
     out = capsys.readouterr().out
-    assert "command: `python -m benchmarks.bench_sync --calls 2 --rounds 1`" in out
-    assert "| ratio sync / async " in out
+    command = f"python -m benchmarks.bench_sync --calls 2 --rounds 1 --backend {backend}"
+    assert f"command: `{command}`" in out
+    assert f"backend: {backend}" in out
+    for row in ("AsyncClient", "Client (sync facade)", "facade overhead", "ratio sync / async"):
+        assert f"| {row} " in out
