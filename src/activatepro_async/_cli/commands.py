@@ -426,7 +426,7 @@ def _run_with_display(
 
     from . import engine
     from .progress import LiveProgress, print_summary
-    from .readers import InputError
+    from .readers import InputError, Source
     from .rejects import RejectsWriter
 
     try:
@@ -461,11 +461,12 @@ def _run_with_display(
         with live, _sdk_logs(verbose, live.console):
             summary = _run(main)
     except KeyboardInterrupt:
-        hint = (
-            f": rerun the same command to resume from the journal {journal.path}"
-            if journal is not None
-            else " (with --journal FILE, a rerun resumes where a run stopped)"
-        )
+        if journal is not None:
+            hint = f": rerun the same command to resume from the journal {journal.path}"
+        elif not isinstance(source, Source) or source.name == "-":
+            hint = ""  # the demo, or stdin: nothing a journal could resume
+        else:
+            hint = " (with --journal FILE, a rerun resumes where a run stopped)"
         raise click.ClickException("stopped by Ctrl-C" + hint) from None
     except InputError as exc:
         raise UsageProblem(str(exc)) from None

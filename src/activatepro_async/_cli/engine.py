@@ -274,7 +274,8 @@ class _Run:
             return batch
 
         while True:
-            batch = await anyio.to_thread.run_sync(take)
+            # Abandoned on cancel (Ctrl-C), so a read blocked on an idle pipe cannot hang the exit.
+            batch = await anyio.to_thread.run_sync(take, abandon_on_cancel=True)
             if not batch:
                 return
             for row in batch:
