@@ -182,6 +182,13 @@ async def test_served_truncate_cuts_the_body_mid_way() -> None:
     assert set(emulator.users) == {"1"}
 
 
+async def test_served_latency_answers_normally() -> None:
+    emulator = Emulator(faults=Faults(schedule=["latency"], latency=0.001))
+    async with emulator.serve() as base_url:
+        assert (await put_one(emulator, base_url)).status_code == 202
+    assert emulator.requests[0].fault == "latency"
+
+
 @pytest.mark.parametrize(("kind", "status"), STATUS_FAULTS)
 async def test_served_status_faults(kind: str, status: int) -> None:
     emulator = Emulator(faults=Faults(schedule=[kind]))
