@@ -38,7 +38,7 @@ def test_demo_imports_and_accounts_for_every_user(tmp_path: Path) -> None:
 def test_demo_prints_a_readable_summary() -> None:
     result = CliRunner().invoke(main, ["demo", "--users", "300", "--quiet"])
     assert result.exit_code == 0, result.output
-    for needle in ("rows/s", "accepted", "rejected", "retries", "processed", "on purpose"):
+    for needle in ("users/s", "accepted", "rejected", "retries", "processed", "on purpose"):
         assert needle in result.stdout
 
 

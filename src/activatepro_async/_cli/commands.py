@@ -419,6 +419,7 @@ def _run_with_display(
     verbose: bool,
     title: str | None = None,
     footer: str | None = None,
+    unit: str = "rows",
     window_rows: int | None = None,
 ) -> Summary:
     """Run with the progress bar, then print the summary; returns it."""
@@ -447,14 +448,31 @@ def _run_with_display(
         enabled=not quiet,
     )
 
+    def named(summary: Summary) -> None:
+        summary.unit = unit
+
     async def main() -> Summary:
         if client is None:
             return await engine.run(
-                None, source, plan, options, journal=journal, rejects=writer, progress=live
+                None,
+                source,
+                plan,
+                options,
+                journal=journal,
+                rejects=writer,
+                progress=live,
+                on_summary=named,
             )
         async with client:
             return await engine.run(
-                client, source, plan, options, journal=journal, rejects=writer, progress=live
+                client,
+                source,
+                plan,
+                options,
+                journal=journal,
+                rejects=writer,
+                progress=live,
+                on_summary=named,
             )
 
     try:
@@ -609,7 +627,8 @@ def demo(
         as_json=as_json,
         quiet=quiet,
         verbose=verbose,
-        title="Demo: generated users into the emulator" + (" with faults" if faults else ""),
+        title="Demo" + (" with faults" if faults else ""),
+        unit="users",
         footer="The rejected users are invalid on purpose"
         + (f": see {rejects}" if rejects else " (--rejects FILE lists them)"),
     )

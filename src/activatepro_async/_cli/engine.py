@@ -106,6 +106,8 @@ class Summary:
     operation: str
     input: str
     dry_run: bool = False
+    #: What a row is called in the summary ("users" in the demo).
+    unit: str = "rows"
     rows: int = 0
     skipped: int = 0
     sent: int = 0

@@ -98,7 +98,7 @@ class LiveProgress:
         if failed:
             parts.append(f"[red]failed {failed:,}[/]")
         rate = summary.rate
-        parts.append(f"{rate:,.0f} rows/s")
+        parts.append(f"{rate:,.0f} {summary.unit}/s")
         if fraction and 0 < fraction < 1 and rate > 0 and summary.rows:
             estimated_rows = summary.rows / min(1.0, max(source.bytes_read / total_units, 1e-9))  # type: ignore[operator]
             parts.append(f"ETA {_duration((estimated_rows - done) / rate)}")
@@ -134,8 +134,8 @@ def print_summary(
     elapsed = summary.elapsed
     head = Text.assemble(
         (title or f"{what} {summary.input}", "bold"),
-        f"  {summary.rows:,} rows in {elapsed:.1f} s",
-        (f"  {summary.rate:,.0f} rows/s", "bold cyan"),
+        f"  {summary.rows:,} {summary.unit} in {elapsed:.1f} s",
+        (f"  {summary.rate:,.0f} {summary.unit}/s", "bold cyan"),
     )
     console.print(head)
     table = Table.grid(padding=(0, 2))
@@ -174,15 +174,15 @@ def print_summary(
         retries = f"{summary.retries:,} retries"
         if summary.lowest_concurrency < summary.max_concurrency:
             retries += (
-                f"; concurrency lowered to {summary.lowest_concurrency} on 429/503, "
-                f"back at {summary.concurrency} at the end"
+                f"; concurrency {summary.max_concurrency} -> {summary.lowest_concurrency} "
+                "on 429/503 (adaptive)"
             )
         table.add_row("chunks", _count(summary.chunks), retries)
     tracking = summary.tracking
     if tracking is not None:
         detail = f"{tracking['success']:,} stored, {tracking['error']:,} errors"
         if summary.processing_errors:
-            detail += f" ({summary.processing_errors:,} at processing, e.g. an email taken)"
+            detail += f" ({summary.processing_errors:,} of them at processing)"
         table.add_row("processed", _count(tracking["total"]), detail)
     if summary.tracking_failures:
         table.add_row(
