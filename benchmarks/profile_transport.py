@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from importlib.util import find_spec
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpcore
@@ -39,6 +39,7 @@ from .bench_transport import JSON_HEADERS, PATH, make_users
 from .sink import running_sink
 
 Variant = Callable[["Setup"], Awaitable[float]]
+_T = TypeVar("_T")
 
 
 class Setup:
@@ -233,6 +234,17 @@ class _AsyncioProtocol(asyncio.Protocol):
         self._wake(self.drained)
 
 
+async def _within(awaitable: Awaitable[_T], seconds: float | None) -> _T:
+    """``awaitable``'s result, or TimeoutError after ``seconds`` (asyncio.timeout is 3.11+)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError as exc:  # not yet the builtin TimeoutError on 3.10
+        raise TimeoutError from exc
+
+
 class _AsyncioStream(AsyncNetworkStream):
     def __init__(self, protocol: _AsyncioProtocol) -> None:
         self._protocol = protocol
@@ -242,8 +254,7 @@ class _AsyncioStream(AsyncNetworkStream):
         if not protocol.chunks and not protocol.eof:
             protocol.waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await protocol.waiter
+                await _within(protocol.waiter, timeout)
             except TimeoutError:
                 raise httpcore.ReadTimeout() from None
         if not protocol.chunks:
@@ -262,8 +273,7 @@ class _AsyncioStream(AsyncNetworkStream):
         if protocol.paused:
             protocol.drained = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await protocol.drained
+                await _within(protocol.drained, timeout)
             except TimeoutError:
                 raise httpcore.WriteTimeout() from None
 
@@ -291,8 +301,7 @@ class AsyncioNetworkBackend(AsyncNetworkBackend):
         socket_options: Any = None,
     ) -> AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            _, protocol = await loop.create_connection(_AsyncioProtocol, host, port)
+        _, protocol = await _within(loop.create_connection(_AsyncioProtocol, host, port), timeout)
         return _AsyncioStream(protocol)
 
     async def sleep(self, seconds: float) -> None:
