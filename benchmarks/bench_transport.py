@@ -20,7 +20,8 @@ Contenders (``--contenders`` picks some; ``--list`` shows all):
 - ``orjson_only`` / ``json_only``: encoding the bodies alone, no I/O;
 - ``sdk_upsert_many``: ``AsyncClient.upsert_many`` (see :func:`sdk_upsert_many`);
 - ``sdk_upsert_many_proposed``: the same on :class:`ProposedTransport` (PROFILE.md);
-- experiments for PROFILE.md, run only when named (``--contenders``).
+
+The experiments that explain these figures are in ``profile_transport.py`` (PROFILE.md).
 """
 
 from __future__ import annotations
@@ -498,10 +499,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.list:
         for backend in ("asyncio", "trio"):
             for c in contenders_for(backend, None):
-                print(f"{backend:8} {c.name:22} {c.what}")
+                print(f"{backend:8} {c.name:26} {c.what}")
         for c in CONTENDERS.values():
             if not c.default:
-                print(f"{'(named)':8} {c.name:22} {c.what}")
+                print(f"{'(named)':8} {c.name:26} {c.what}")
         return
     report = run_benchmark(
         users=args.users,
