@@ -66,6 +66,7 @@ from ..errors import ActivateProError, APIStatusError, BulkError
 INSTALL_HINT = "pip install 'activatepro-async[spark]'"
 
 try:
+    from pyspark import TaskContext
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environment
@@ -142,6 +143,7 @@ PARTITIONS_SCHEMA = T.StructType(
         T.StructField("aborted", T.StringType(), True),
         T.StructField("worker_pid", T.LongType(), False),
         T.StructField("client_reused", T.BooleanType(), False),
+        T.StructField("attempt", T.IntegerType(), False),
     ]
 )
 
@@ -174,7 +176,8 @@ class PartitionResult:
     ``None``. ``aborted`` says why the task stopped early (a 401, no API key on
     the executor), else ``None``. ``worker_pid`` is the Python worker that ran
     the task; ``client_reused`` is true when an earlier task of that worker had
-    made its client.
+    made its client. ``attempt`` counts Spark's tries of the task from 0: a task
+    that failed is run again on its own partition only.
     """
 
     partition: int
@@ -191,6 +194,7 @@ class PartitionResult:
     aborted: str | None
     worker_pid: int
     client_reused: bool
+    attempt: int
 
 
 class SparkBulkError(ActivateProError):
@@ -327,10 +331,12 @@ _MICROS = 1  # epoch microseconds of a TimestampType -> "2015-10-02T08:23:53Z"
 _DATE = 2  # datetime.date -> "1982-08-30"
 _JSON = 3  # JSON text of a nested value (made by to_json in the JVM) -> its value
 
-# Nested timestamps are written by Spark's to_json in UTC; the fraction only when there is one.
+# Nested timestamps are written by Spark's to_json, in UTC with Z; Spark's
+# formatter has no "fraction only when there is one", so they always carry
+# microseconds ("2020-03-01T23:30:00.000000Z"), which the API takes as well.
 _JSON_OPTIONS = {
     "timeZone": "UTC",
-    "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]'Z'",
+    "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'",
     "dateFormat": "yyyy-MM-dd",
 }
 
@@ -477,26 +483,35 @@ def _delete_converter(row: Row) -> str | None:
     return value
 
 
-async def _read_in_thread(
-    rows: Iterable[Row], convert: Callable[[Row], Any], batch: int
-) -> AsyncGenerator[Any, None]:
-    """The rows, read and converted ``batch`` at a time on a worker thread.
+class _Rows:
+    """A partition's rows as an async iterator, read ``batch`` at a time on a worker thread.
 
     Reading a Spark partition blocks (the JVM computes it as we read): on the
-    event loop thread it would hold up every request in flight.
+    event loop thread it would hold up every request in flight. An error while
+    reading is kept in ``error``, so that the task can fail with it and Spark
+    run it again.
     """
 
-    source = iter(rows)
+    def __init__(self, rows: Iterable[Row], convert: Callable[[Row], Any], batch: int) -> None:
+        self._source = iter(rows)
+        self._convert = convert
+        self._batch = batch
+        self.error: BaseException | None = None
 
-    def take() -> list[Any]:
-        return [convert(row) for row in itertools.islice(source, batch)]
+    def _take(self) -> list[Any]:
+        try:
+            return [self._convert(row) for row in itertools.islice(self._source, self._batch)]
+        except BaseException as exc:
+            self.error = exc
+            raise
 
-    while True:
-        items = await anyio.to_thread.run_sync(take)
-        if not items:
-            return
-        for item in items:
-            yield item
+    async def __aiter__(self) -> AsyncGenerator[Any, None]:
+        while True:
+            items = await anyio.to_thread.run_sync(self._take)
+            if not items:
+                return
+            for item in items:
+                yield item
 
 
 # --------------------------------------------------------------------------
@@ -672,14 +687,34 @@ def _records(
         None if aborted is None else f"{type(aborted).__name__}: {aborted}",
         os.getpid(),
         reused,
+        _attempt(),
     )
+
+
+def _attempt() -> int:
+    context = TaskContext.get()
+    return 0 if context is None else context.attemptNumber()
 
 
 def _aborted_record(partition: int, exc: Exception, seconds: float) -> tuple[Any, ...]:
     """The totals of a task that could not start (no client: no key, a bad setting)."""
     message = f"{type(exc).__name__}: {exc}"
     return _summary_record(
-        partition, 0, 0, 0, 0, [], 0, seconds, None, None, 0, message, os.getpid(), False
+        partition,
+        0,
+        0,
+        0,
+        0,
+        [],
+        0,
+        seconds,
+        None,
+        None,
+        0,
+        message,
+        os.getpid(),
+        False,
+        _attempt(),
     )
 
 
@@ -691,10 +726,10 @@ def _partition_result(row: Row) -> PartitionResult:
 
 async def _run_partition(client: AsyncClient, job: _Job, rows: Iterable[Row]) -> BulkResult:
     if job.operation == "upsert":
-        items = _read_in_thread(rows, _row_converter(job.plan), job.chunk_size)
+        items = _Rows(rows, _row_converter(job.plan), job.chunk_size)
         run = client.upsert_many
     else:
-        items = _read_in_thread(rows, _delete_converter, job.chunk_size)
+        items = _Rows(rows, _delete_converter, job.chunk_size)
         run = client.delete_many  # type: ignore[assignment]  # same shape, other item type
     try:
         return await run(
@@ -706,10 +741,12 @@ async def _run_partition(client: AsyncClient, job: _Job, rows: Iterable[Row]) ->
             wait_timeout=job.wait_timeout,
             raise_on_failure=False,
         )
-    except BulkError as exc:  # stopped early (401/403): its result says so
-        return exc.result
-    finally:
-        await items.aclose()
+    except BulkError as exc:
+        if items.error is not None:
+            # Reading the partition failed (Spark's own error): fail the task,
+            # so Spark runs it again, on this partition only.
+            raise items.error from None
+        return exc.result  # stopped early (401/403): its result says so
 
 
 def _partition_function(
