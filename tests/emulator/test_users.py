@@ -131,6 +131,12 @@ async def test_lookup_with_a_bu_is_case_insensitive(http: httpx.AsyncClient) -> 
     assert await get(http, "/users/email/same%40example.com/bu/CH") is None
 
 
+async def test_a_lookup_cannot_forge_the_email_and_bu_key(http: httpx.AsyncClient) -> None:
+    await put(http, user("de", "x@example.com", businessUnit="DE"))
+    assert await get(http, "/users/email/x%40example.com%0Ade") is None
+    assert await get(http, "/users/email/x%40example.com/bu/DE%0A") is None
+
+
 async def test_a_bu_with_encoded_characters_is_one_segment(http: httpx.AsyncClient) -> None:
     await put(http, user("x", "x@example.com", businessUnit="a-b_C"))
     found = await get(http, "/users/email/x%40example.com/bu/a%2Db_C")

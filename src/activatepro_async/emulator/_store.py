@@ -199,6 +199,8 @@ class Store:
 
     def find_by_email(self, email: str, business_unit: str | None) -> dict[str, Any] | None:
         """The user with this email in this business unit (``None``: the users without one)."""
+        if "\n" in email or (business_unit is not None and "\n" in business_unit):
+            return None  # stored ones never hold a newline, and it separates the key
         user_id = self._by_email.get(_email_key(email, business_unit))
         return None if user_id is None else self.users[user_id]
 
