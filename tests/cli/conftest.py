@@ -11,6 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from activatepro_async import RetryPolicy
 from activatepro_async._cli.commands import CliEnv
 from activatepro_async.cli import main
 from activatepro_async.emulator import Emulator
@@ -35,6 +36,7 @@ def invoke(emulator: Emulator) -> Invoke:
         key: str | None = API_KEY,
         backend: str = "asyncio",
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> Result:
         env = {"ACTIVATEPRO_API_KEY": key, "ACTIVATEPRO_BASE_URL": None}
@@ -42,7 +44,7 @@ def invoke(emulator: Emulator) -> Invoke:
         return CliRunner().invoke(
             main,
             list(args),
-            obj=CliEnv(transport=transport or emulator.transport(), backend=backend),
+            obj=CliEnv(transport=transport or emulator.transport(), backend=backend, retry=retry),
             env=env,
             **kwargs,
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activatepro_async import RetryPolicy
 from activatepro_async._cli.journal import Journal, JournalError
 from activatepro_async.emulator import Emulator
 
@@ -124,3 +125,47 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
     path.write_text("hello\n")
     with pytest.raises(JournalError, match="damaged at line 1"):
         Journal.open(str(path), command="import", input={}, options={})
+
+
+class FailBatches(httpx.AsyncBaseTransport):
+    """Answers 503 to the batch requests whose numbers (from 1) are in ``failing``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, failing: set[int]) -> None:
+        self.inner = inner
+        self.failing = failing
+        self.batches = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/users/batch":
+            self.batches += 1
+            if self.batches in self.failing:
+                return httpx.Response(503, json={"errors": [{"code": "10", "title": "x"}]})
+        return await self.inner.handle_async_request(request)
+
+
+def test_failed_chunks_are_reported_and_sent_again_by_a_rerun(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, valid, bad = make_csv(tmp_path / "u.csv", rows=60)
+    journal = str(tmp_path / "u.journal")
+    no_retries = RetryPolicy(max_retries=0)
+    args = ("import", path, "--journal", journal, "--chunk-size", "10", "--concurrency", "1")
+    first = invoke(
+        *args, "--json", transport=FailBatches(emulator.transport(), {2}), retry=no_retries
+    )
+    assert first.exit_code == 1
+    data = summary(first)
+    assert data["failed"] == 10
+    [chunk] = data["failed_chunks"]
+    assert chunk["lines"] == [12, 21]
+    assert chunk["error"].startswith("ServerError: 503")
+    assert not {f"u{i}" for i in range(10, 20)} & set(emulator.users)
+
+    second = invoke(*args, "--json", retry=no_retries)
+    data = summary(second)
+    assert (data["sent"], data["skipped"], data["failed"]) == (10, 50, 0)
+    assert set(emulator.users) == valid
+    assert data["rejected"] == len(bad)
+
+    human = invoke(*args, transport=FailBatches(emulator.transport(), {1}), retry=no_retries)
+    assert "Traceback" not in human.output

@@ -36,6 +36,7 @@ from ..errors import (
 if TYPE_CHECKING:
     import httpx
 
+    from .._retry import RetryPolicy
     from ..client import AsyncClient
     from .engine import RowSource, Summary
 
@@ -53,10 +54,11 @@ class UsageProblem(click.ClickException):
 
 @attrs.define
 class CliEnv:
-    """What a test may replace: the HTTP transport and the async backend."""
+    """What a test may replace: the HTTP transport, the retry policy, the async backend."""
 
     transport: httpx.AsyncBaseTransport | None = None
     backend: str = "asyncio"
+    retry: RetryPolicy | None = None
 
 
 def _env() -> CliEnv:
@@ -81,8 +83,11 @@ def _need(*modules: str) -> None:
 def _client(api_key: str | None, base_url: str | None, **kwargs: Any) -> AsyncClient:
     from ..client import AsyncClient
 
+    env = _env()
+    if env.retry is not None:
+        kwargs.setdefault("retry", env.retry)
     try:
-        return AsyncClient(api_key, base_url=base_url, transport=_env().transport, **kwargs)
+        return AsyncClient(api_key, base_url=base_url, transport=env.transport, **kwargs)
     except ConfigurationError as exc:
         raise UsageProblem(
             str(exc)
