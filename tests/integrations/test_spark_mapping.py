@@ -1,0 +1,135 @@
+"""The Spark integration's pieces that need no job: mapping, planning, budget, formats, import."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activatepro_async.models import user_to_wire
+
+from ._support import require_spark
+
+require_spark()
+
+from activatepro_async.integrations import spark as integration  # noqa: E402
+from activatepro_async.integrations.spark import per_task_concurrency, wire_names  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def test_columns_keep_their_names_unless_the_mapping_renames_them() -> None:
+    columns = ["user_id", "email", "bu", "firstName"]
+    names = wire_names(columns, {"user_id": "id", "bu": "businessUnit"})
+    assert names == ["id", "email", "businessUnit", "firstName"]
+
+
+def test_a_mapping_of_a_column_the_dataframe_lacks_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"does not have: \['userid'\]"):
+        wire_names(["user_id", "email"], {"userid": "id"})
+
+
+def test_two_columns_mapped_to_one_key_are_refused() -> None:
+    with pytest.raises(ValueError, match="both map to 'id'"):
+        wire_names(["id", "user_id", "email"], {"user_id": "id"})
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "task_slots", "partitions", "per_task"),
+    [(32, 8, 200, 4), (32, 8, 2, 16), (3, 8, 100, 1), (16, 2, 8, 8), (7, 2, 8, 3)],
+)
+def test_each_task_gets_an_equal_share_of_the_budget_and_at_least_one(
+    concurrency: int, task_slots: int, partitions: int, per_task: int
+) -> None:
+    assert per_task_concurrency(concurrency, task_slots, partitions) == per_task
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 2),
+        max_value=dt.datetime(9999, 12, 30),
+        timezones=st.just(dt.timezone.utc),
+    )
+)
+def test_timestamps_get_the_wire_string_the_sdk_gives_a_datetime(value: dt.datetime) -> None:
+    micros = (value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(
+        microseconds=1
+    )
+    assert integration._micros_to_wire(micros) == user_to_wire({"t": value})["t"]
+
+
+def test_an_upsert_needs_a_column_for_the_id_and_one_for_the_email(spark: SparkSession) -> None:
+    df = spark.createDataFrame([], "user_id string, email string")
+    with pytest.raises(
+        ValueError, match=r"no column maps to 'id'.*mapping=\{'your_column': 'id'\}"
+    ):
+        integration.upsert_dataframe(df, api_key="k")
+    with pytest.raises(ValueError, match="no column maps to 'email'"):
+        integration.upsert_dataframe(df.drop("email"), api_key="k", mapping={"user_id": "id"})
+
+
+@pytest.mark.parametrize(
+    ("column_type", "message"),
+    [
+        ("timestamp_ntz", "TIMESTAMP_NTZ, a time with no time zone"),
+        ("binary", "binary, which JSON cannot carry"),
+    ],
+)
+def test_columns_the_api_cannot_take_are_refused_on_the_driver(
+    spark: SparkSession, column_type: str, message: str
+) -> None:
+    df = spark.createDataFrame([], f"id string, email string, x {column_type}")
+    with pytest.raises(TypeError, match=message):
+        integration.upsert_dataframe(df, api_key="k")
+
+
+def test_a_delete_needs_its_id_column_and_string_ids(spark: SparkSession) -> None:
+    df = spark.createDataFrame([], "user_id string, score double")
+    with pytest.raises(ValueError, match=r"no column 'id'.*pass id_column="):
+        integration.delete_dataframe(df, api_key="k")
+    with pytest.raises(TypeError, match="'score' is double: user ids are strings"):
+        integration.delete_dataframe(df, id_column="score", api_key="k")
+
+
+def test_settings_are_checked_on_the_driver_before_any_task(spark: SparkSession) -> None:
+    df = spark.createDataFrame([], "id string, email string")
+    with pytest.raises(ValueError, match="chunk_size must be at most 1000"):
+        integration.upsert_dataframe(df, api_key="k", chunk_size=1001)
+    with pytest.raises(ValueError, match="concurrency must be a positive int"):
+        integration.upsert_dataframe(df, api_key="k", concurrency=0)
+    with pytest.raises(ValueError, match="base_url must be an http"):
+        integration.upsert_dataframe(df, api_key="k", base_url="ftp://x")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_importing_the_sdk_does_not_import_pyspark() -> None:
+    done = run_python(
+        "import sys, activatepro_async, activatepro_async.integrations\n"
+        "assert 'pyspark' not in sys.modules, 'pyspark was imported'\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_pyspark_the_import_says_which_extra_to_install() -> None:
+    done = run_python(
+        "import sys\n"
+        "sys.modules['pyspark'] = None  # as if it were not installed\n"
+        "import activatepro_async.integrations.spark\n"
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ModuleNotFoundError: activatepro_async.integrations.spark needs pyspark: "
+        "pip install 'activatepro-async[spark]'"
+    )
