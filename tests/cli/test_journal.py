@@ -169,3 +169,19 @@ def test_failed_chunks_are_reported_and_sent_again_by_a_rerun(
 
     human = invoke(*args, transport=FailBatches(emulator.transport(), {1}), retry=no_retries)
     assert "Traceback" not in human.output
+
+
+def test_a_run_stops_when_a_whole_window_fails(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, _, _ = make_csv(tmp_path / "u.csv", rows=200)
+    result = invoke(
+        "import", path, "--chunk-size", "10", "--concurrency", "1", "--json",
+        transport=FailBatches(emulator.transport(), set(range(1, 100))),
+        retry=RetryPolicy(max_retries=0),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    data = summary(result)
+    assert data["rows"] == 40  # one window of 10 * 1 * 4 rows, then it stopped
+    assert data["failed"] + data["rejected"] == 40
+    assert data["stopped_by"].startswith("every chunk of a window failed (ServerError: 503")

@@ -433,6 +433,17 @@ class _Run:
                         "error": f"{type(failed.exception).__name__}: {failed.exception}",
                     }
                 )
+            if result.failed_chunks and not window.chunks and not self.exhausted:
+                # Not one chunk of the window got through, after all retries: the
+                # API is down or unreachable. Going on would only fail the same
+                # way, window after window.
+                exc = result.failed_chunks[0].exception
+                summary.stopped_by = (
+                    f"every chunk of a window failed ({type(exc).__name__}: {exc}); "
+                    "stopped sending: fix the cause and rerun (with --journal to skip "
+                    "what was accepted)"
+                )
+                self.exhausted = True
             for progress in sorted(window.chunks, key=lambda p: p.chunk_index):
                 first = window.rows[progress.chunk_positions[0]].line
                 last = window.rows[progress.chunk_positions[-1]].line
