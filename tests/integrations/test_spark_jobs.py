@@ -86,13 +86,14 @@ def test_columns_map_as_the_import_command_maps_them_with_spark_types_as_wire_st
                     ]
                 ),
             ),
+            T.StructField("internal", T.StringType()),
         ]
     )
     created = dt.datetime(2015, 10, 2, 8, 23, 53, 500000, tzinfo=UTC)
     since = dt.datetime(2020, 3, 1, 23, 30, tzinfo=UTC)
     row = (
         7001, "ada@example.com", "DE", "Ada", dt.date(1982, 8, 30), created,
-        Decimal("12.50"), Decimal("42"), True, ["a", "b"], ("London", since, None),
+        Decimal("12.50"), Decimal("42"), True, ["a", "b"], ("London", since, None), "x",
     )  # fmt: skip
     df = spark.createDataFrame([row], schema)
 
@@ -100,7 +101,7 @@ def test_columns_map_as_the_import_command_maps_them_with_spark_types_as_wire_st
         df,
         api_key=API_KEY,
         base_url=emulator.base_url,
-        mapping={"user_id": "id", "mail": "email", "bu": "businessUnit"},
+        mapping={"user_id": "id", "mail": "email", "bu": "businessUnit", "internal": None},
         wait=True,
     )
 

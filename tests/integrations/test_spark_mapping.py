@@ -30,14 +30,20 @@ def test_columns_keep_their_names_unless_the_mapping_renames_them() -> None:
     assert names == ["id", "email", "businessUnit", "firstName"]
 
 
+def test_a_column_mapped_to_none_is_left_out() -> None:
+    names = wire_names(["id", "email", "internal_score"], {"internal_score": None})
+    assert names == ["id", "email", None]
+
+
 def test_a_mapping_of_a_column_the_dataframe_lacks_is_refused() -> None:
     with pytest.raises(ValueError, match=r"does not have: \['userid'\]"):
         wire_names(["user_id", "email"], {"userid": "id"})
 
 
-def test_two_columns_mapped_to_one_key_are_refused() -> None:
+def test_two_columns_mapped_to_one_key_are_refused_unless_one_is_left_out() -> None:
     with pytest.raises(ValueError, match="both map to 'id'"):
         wire_names(["id", "user_id", "email"], {"user_id": "id"})
+    assert wire_names(["id", "user_id"], {"user_id": "id", "id": None}) == [None, "id"]
 
 
 @pytest.mark.parametrize(

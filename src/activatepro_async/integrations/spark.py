@@ -345,11 +345,17 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def wire_names(columns: Iterable[str], mapping: Mapping[str, str] | None) -> list[str]:
-    """The wire key of each column: its name, or its new name in ``mapping``.
+def wire_names(
+    columns: Iterable[str], mapping: Mapping[str, str | None] | None
+) -> list[str | None]:
+    """The wire key of each column: its name, its new name in ``mapping``, or ``None``.
 
-    Raises ``ValueError`` for a mapped column that does not exist, or for two
-    columns that end up with the same key.
+    As ``activatepro import --map col=key`` (and ``--map col=``): a column
+    mapped to ``None`` is left out. Raises ``ValueError`` for a mapped column
+    that does not exist, or for two columns that end up with the same key.
+
+    >>> wire_names(["user_id", "mail", "internal"], {"user_id": "id", "internal": None})
+    ['id', 'mail', None]
     """
     columns = list(columns)
     mapping = dict(mapping or {})
@@ -360,14 +366,19 @@ def wire_names(columns: Iterable[str], mapping: Mapping[str, str] | None) -> lis
         )
     names = [mapping.get(column, column) for column in columns]
     for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"mapping gives an empty or non-string key: {name!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(
+                f"mapping gives the key {name!r}: map a column to a non-empty name, "
+                "or to None to leave it out"
+            )
     seen: dict[str, str] = {}
     for column, name in zip(columns, names, strict=True):
+        if name is None:
+            continue
         if name in seen:
             raise ValueError(
                 f"columns {seen[name]!r} and {column!r} both map to {name!r}: "
-                "rename one with mapping= or drop it with df.drop()"
+                f"rename one with mapping=, or leave it out with mapping={{{column!r}: None}}"
             )
         seen[name] = column
     return names
@@ -406,7 +417,7 @@ def _column_plan(field: T.StructField, wire: str) -> tuple[Column | None, int]:
 
 
 def _plan_upsert(
-    df: DataFrame, mapping: Mapping[str, str] | None
+    df: DataFrame, mapping: Mapping[str, str | None] | None
 ) -> tuple[list[Column], tuple[tuple[str, int], ...]]:
     fields = df.schema.fields
     names = wire_names((f.name for f in fields), mapping)
@@ -419,6 +430,8 @@ def _plan_upsert(
     selects: list[Column] = []
     plan: list[tuple[str, int]] = []
     for field, wire in zip(fields, names, strict=True):
+        if wire is None:
+            continue
         col, kind = _column_plan(field, wire)
         if col is not None:
             selects.append(col)
@@ -870,7 +883,7 @@ def upsert_dataframe(
     base_url: str | None = None,
     concurrency: int = 16,
     task_slots: int | None = None,
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping[str, str | None] | None = None,
     chunk_size: int = MAX_BATCH_ITEMS,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     wait: bool = False,
@@ -884,7 +897,8 @@ def upsert_dataframe(
 
     Columns map to the API's keys as in ``activatepro import``: ``id``,
     ``email``, ``businessUnit``, and any other column is a custom attribute
-    under its own name; ``mapping={"column": "key"}`` renames. Nulls are left
+    under its own name; ``mapping={"column": "key"}`` renames, and
+    ``mapping={"column": None}`` leaves a column out. Nulls are left
     out (an upsert never clears), dates become ``"1982-08-30"``, timestamps
     ``"2015-10-02T08:23:53Z"`` (UTC), integer ids strings, decimals numbers,
     arrays, maps and structs JSON values.
