@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
 from collections.abc import Iterator
 from decimal import Decimal
@@ -223,6 +224,34 @@ def test_a_wrong_key_stops_every_task_and_the_job_raises(
     result = raised.value.result
     assert [p.aborted is not None for p in result.partitions] == [True, True]
     assert "not-the-key-0b7d" not in str(raised.value)
+
+
+def test_an_email_taken_in_the_business_unit_counts_as_a_processing_error(
+    spark: SparkSession, emulator: ServedEmulator
+) -> None:
+    rows = [("taken-1", "taken@example.com"), ("taken-2", "taken@example.com")]
+    df = spark.createDataFrame(rows, "id string, email string").coalesce(1)
+
+    with pytest.raises(SparkBulkError) as raised:
+        upsert_dataframe(df, api_key=API_KEY, base_url=emulator.base_url, wait=True)
+
+    result = raised.value.result
+    [partition] = result.partitions
+    # Accepted by the API, refused when applied: the API only counts those.
+    assert (partition.accepted, partition.rejected) == (2, 0)
+    assert (partition.processed_success, partition.processed_error) == (1, 1)
+    assert partition.processing_errors == 1
+    assert "1 at processing" in str(raised.value)
+
+
+def test_with_no_key_anywhere_every_task_stops_and_the_job_says_why(
+    spark: SparkSession, emulator: ServedEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.environ.get("ACTIVATEPRO_API_KEY"):
+        pytest.skip("this environment sets ACTIVATEPRO_API_KEY, which the executors inherit")
+    with pytest.raises(SparkBulkError, match="ConfigurationError: no API key") as raised:
+        upsert_dataframe(frame(spark, users("nokey", 4)), base_url=emulator.base_url)
+    assert all(p.aborted for p in raised.value.result.partitions)
 
 
 def _fail_first_attempt_of_partition_2(index: int, numbers: Iterator[int]) -> Iterator[Any]:

@@ -21,7 +21,7 @@ How a job runs, top to bottom:
    rows are read in batches on a helper thread, so only the chunks in flight
    are held, whatever the partition's size.
 3. Each task returns its totals and its rejected rows as data. The job's output
-   is kept by Spark (persisted and locally checkpointed), so reading
+   is kept by Spark (a local checkpoint, cut from the job's lineage), so reading
    :attr:`SparkBulkResult.rejects` later never sends anything again.
 
 ``concurrency`` is the budget of the whole job: each task gets
@@ -79,6 +79,8 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 __all__ = [
+    "INSTALL_HINT",
+    "PARTITIONS_SCHEMA",
     "REJECTS_SCHEMA",
     "PartitionResult",
     "SparkBulkError",
@@ -86,12 +88,10 @@ __all__ = [
     "delete_dataframe",
     "per_task_concurrency",
     "upsert_dataframe",
+    "wire_names",
 ]
 
 logger = logging.getLogger("activatepro_async")
-
-#: The keys of a user that are not custom attributes (as the import command has them).
-USER_KEYS = ("id", "email", "businessUnit")
 
 #: The schema of :attr:`SparkBulkResult.rejects`: one row per user not stored.
 REJECTS_SCHEMA = T.StructType(
@@ -139,6 +139,7 @@ PARTITIONS_SCHEMA = T.StructType(
         T.StructField("seconds", T.DoubleType(), False),
         T.StructField("processed_success", T.LongType(), True),
         T.StructField("processed_error", T.LongType(), True),
+        T.StructField("processing_errors", T.LongType(), True),
         T.StructField("tracking_failures", T.LongType(), False),
         T.StructField("aborted", T.StringType(), True),
         T.StructField("worker_pid", T.LongType(), False),
@@ -173,7 +174,10 @@ class PartitionResult:
 
     ``submitted == accepted + rejected + failed``. ``processed_success`` and
     ``processed_error`` are the server's totals with ``wait=True``, else
-    ``None``. ``aborted`` says why the task stopped early (a 401, no API key on
+    ``None``; ``processing_errors`` is the part of ``processed_error`` that the
+    API accepted but could not apply (e.g. an email taken in that business
+    unit): the API gives only their number, so they are not in the rejects.
+    ``aborted`` says why the task stopped early (a 401, no API key on
     the executor), else ``None``. ``worker_pid`` is the Python worker that ran
     the task; ``client_reused`` is true when an earlier task of that worker had
     made its client. ``attempt`` counts Spark's tries of the task from 0: a task
@@ -190,6 +194,7 @@ class PartitionResult:
     seconds: float
     processed_success: int | None
     processed_error: int | None
+    processing_errors: int | None
     tracking_failures: int
     aborted: str | None
     worker_pid: int
@@ -299,7 +304,8 @@ class SparkBulkResult:
         if any(p.processed_success is not None for p in self.partitions):
             success = sum(p.processed_success or 0 for p in self.partitions)
             error = sum(p.processed_error or 0 for p in self.partitions)
-            text += f"; processed {success} ok, {error} errors"
+            later = sum(p.processing_errors or 0 for p in self.partitions)
+            text += f"; processed {success} ok, {error} errors ({later} at processing)"
         if self.aborted:
             text += f"; {len(self.aborted)} partitions stopped early"
         return text
@@ -696,6 +702,7 @@ def _records(
         seconds,
         None if tracking is None else tracking.success,
         None if tracking is None else tracking.error,
+        result.processing_errors,
         len(result.tracking_failures),
         None if aborted is None else f"{type(aborted).__name__}: {aborted}",
         os.getpid(),
@@ -707,28 +714,6 @@ def _records(
 def _attempt() -> int:
     context = TaskContext.get()
     return 0 if context is None else context.attemptNumber()
-
-
-def _aborted_record(partition: int, exc: Exception, seconds: float) -> tuple[Any, ...]:
-    """The totals of a task that could not start (no client: no key, a bad setting)."""
-    message = f"{type(exc).__name__}: {exc}"
-    return _summary_record(
-        partition,
-        0,
-        0,
-        0,
-        0,
-        [],
-        0,
-        seconds,
-        None,
-        None,
-        0,
-        message,
-        os.getpid(),
-        False,
-        _attempt(),
-    )
 
 
 def _partition_result(row: Row) -> PartitionResult:
@@ -777,7 +762,8 @@ def _partition_function(
         try:
             worker, reused = _worker_client(job.client, api_key)
         except ActivateProError as exc:  # e.g. no ACTIVATEPRO_API_KEY on this executor
-            yield _aborted_record(partition, exc, time.perf_counter() - started)
+            nothing = BulkResult(job.operation, submitted=0, accepted=0, aborted_by=exc)
+            yield from _records(partition, nothing, time.perf_counter() - started, False)
             return
         result = worker.portal.call(_run_partition, worker.client, job, rows)
         yield from _records(partition, result, time.perf_counter() - started, reused)
