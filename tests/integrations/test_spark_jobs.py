@@ -170,6 +170,14 @@ def test_delete_dataframe_deletes_the_ids_of_a_column_and_rejects_null_ids(
     assert stored(emulator, "del-20") is not None
 
 
+def test_an_empty_dataframe_sends_nothing_and_is_ok(
+    spark: SparkSession, emulator: ServedEmulator
+) -> None:
+    result = upsert_dataframe(frame(spark, [], 3), api_key=API_KEY, base_url=emulator.base_url)
+    assert (result.submitted, result.ok, result.tracking_ids) == (0, True, [])
+    assert result.rejects.count() == 0
+
+
 def test_rows_the_api_refuses_come_back_in_the_rejects_with_their_codes(
     spark: SparkSession, emulator: ServedEmulator
 ) -> None:

@@ -831,12 +831,20 @@ def _run_job(
     secret = _resolve_secret(api_key)
     broadcast = sc.broadcast(secret) if secret is not None else None
     output = rdd.mapPartitionsWithIndex(_partition_function(job, broadcast))
+    # Names the job in Spark's UI and logs (no key in it).
+    previous = sc.getLocalProperty(_JOB_DESCRIPTION)
+    sc.setJobDescription(
+        f"activatepro-async {job.operation}_dataframe: {partitions} partitions to "
+        f"{job.client.base_url}, {per_task} requests in flight per task"
+    )
     try:
         # One run, whose output Spark keeps cut from its lineage (a local
         # checkpoint): the totals and the rejects are both read from it, so
         # reading the rejects later sends nothing again and needs no key.
         kept = spark.createDataFrame(output, _OUTPUT_SCHEMA).localCheckpoint(eager=True)
     finally:
+        # None removes the property again (a Java null).
+        sc.setLocalProperty(_JOB_DESCRIPTION, previous)  # type: ignore[arg-type]
         if broadcast is not None:
             broadcast.destroy()
     summaries = kept.where(F.col("record") == _SUMMARY).select(*PARTITIONS_SCHEMA.names)
@@ -856,6 +864,9 @@ def _run_job(
     if raise_on_failure:
         result.raise_for_failures()
     return result
+
+
+_JOB_DESCRIPTION = "spark.job.description"
 
 
 def _by_partition(p: PartitionResult) -> int:
