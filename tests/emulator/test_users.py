@@ -283,3 +283,26 @@ async def test_the_users_view_is_a_copy(http: httpx.AsyncClient, emulator: Emula
     assert view is not None
     assert view["firstName"] == "A"
     assert emulator.user("nobody") is None
+
+
+async def test_seeded_users_are_stored_at_once(http: httpx.AsyncClient, emulator: Emulator) -> None:
+    given = user("1", "seed@example.com", firstName="Ada", businessUnit="UK")
+    emulator.seed(given, user("2"))
+    stored = await get(http, "/users/1")
+    assert stored is not None
+    assert stored["firstName"] == "Ada"
+    assert stored["xngId"]
+    assert await get(http, "/users/email/SEED%40example.com/bu/uk") is not None
+    assert emulator.requests[-1].path == "/users/email/SEED%40example.com/bu/uk"
+    assert len(emulator.requests) == 2
+    given["firstName"] = "changed"
+    assert emulator.users["1"]["firstName"] == "Ada"
+
+
+def test_seeding_an_invalid_user_raises(emulator: Emulator) -> None:
+    with pytest.raises(ValueError, match=r"cannot seed user '1': Invalid email.*\(at /email\)"):
+        emulator.seed(user("1", "not-an-email"))
+    emulator.seed(user("1", "taken@example.com"))
+    with pytest.raises(ValueError, match="email is taken"):
+        emulator.seed(user("2", "TAKEN@example.com"))
+    assert set(emulator.users) == {"1"}

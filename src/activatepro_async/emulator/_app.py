@@ -343,6 +343,33 @@ class Emulator:
             found = self._store.tracking(tracking_id, now)
             return None if found is None else found.wire()
 
+    def seed(self, *users: Mapping[str, Any]) -> None:
+        """Store users at once, as if PUT and processed: the "given" of a test.
+
+        Users are wire-form dicts (``{"id": "42", "email": "ada@example.com",
+        "firstName": "Ada"}``), validated as a PUT is; an invalid user, or an
+        email taken in its business unit, raises ``ValueError`` and stores
+        nothing of that user (the ones before it stay). Nothing is logged
+        and no tracking id is issued.
+
+        >>> emulator.seed({"id": "42", "email": "ada@example.com"})
+        """
+        with self._lock:
+            self._store.apply_due(self.clock())
+            for given in users:
+                user = copy.deepcopy(dict(given))
+                problems = self._user_problems(user, "", True)
+                if problems:
+                    found = "; ".join(
+                        f"{details} (at {pointer or '/'})" for _, details, pointer in problems
+                    )
+                    raise ValueError(f"cannot seed user {given.get('id')!r}: {found}")
+                if not self._store.upsert(user):
+                    raise ValueError(
+                        f"cannot seed user {given.get('id')!r}: its email is taken by another "
+                        "user of its business unit"
+                    )
+
     def reset(self) -> None:
         """Forget all users, queued writes, tracking ids and logged requests.
 

@@ -141,7 +141,7 @@ class Store:
 
     def _apply(self, pending: _Pending) -> None:
         tracking = pending.tracking
-        upsert = self._upsert
+        upsert = self.upsert
         success = 0
         for user in pending.upserts:
             success += upsert(user)
@@ -153,8 +153,8 @@ class Store:
 
     # -- users -----------------------------------------------------------------
 
-    def _upsert(self, user: dict[str, Any]) -> bool:
-        """Create or partially update a user; False on a processing error."""
+    def upsert(self, user: dict[str, Any]) -> bool:
+        """Create or partially update a valid user now; False on a processing error."""
         user_id: str = user["id"]
         old = self.users.get(user_id)
         if old is None:
