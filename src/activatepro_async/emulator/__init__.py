@@ -18,12 +18,20 @@ On a real port (needs ``pip install 'activatepro-async[server]'``)::
 
 or from a shell: ``activatepro serve --port 8080 --api-key test-key``.
 
-Drive time from a test instead of sleeping::
+Drive it from a test instead of sleeping::
 
     clock = ManualClock()
     emulator = Emulator(processing_delay=2.0, clock=clock)
-    ...
+    emulator.seed({"id": "42", "email": "ada@example.com"})   # stored at once
+    ...                                                       # the code under test
     clock.advance(2.0)            # or: emulator.process_pending()
+    assert emulator.users["42"]["firstName"] == "Ada"
+    assert emulator.requests[-1].method == "PUT"
+
+Make it misbehave::
+
+    emulator.faults = Faults(schedule=["503", "drop", "truncate"])  # the next 3 requests
+    emulator.faults = Faults(rate=0.1, seed=7)                      # 10 %, reproducibly
 """
 
 from __future__ import annotations
