@@ -61,14 +61,20 @@ def profiles(spark: SparkSession, rows: int, partitions: int) -> DataFrame:
 
 
 def run_job(
-    spark: SparkSession, base_url: str, *, rows: int, partitions: int, concurrency: int
+    spark: SparkSession,
+    base_url: str,
+    *,
+    rows: int,
+    partitions: int,
+    concurrency: int,
+    api_key: str = API_KEY,
 ) -> float:
     """Upsert ``rows`` profiles; the job's wall time in seconds (checked: all accepted)."""
     from activatepro_async.integrations.spark import upsert_dataframe
 
     df = profiles(spark, rows, partitions)
     started = time.perf_counter()
-    result = upsert_dataframe(df, api_key=API_KEY, base_url=base_url, concurrency=concurrency)
+    result = upsert_dataframe(df, api_key=api_key, base_url=base_url, concurrency=concurrency)
     seconds = time.perf_counter() - started
     if result.accepted != rows:
         raise RuntimeError(f"not every row was accepted: {result.summary()}")
