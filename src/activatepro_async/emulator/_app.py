@@ -2,9 +2,9 @@
 
 One request goes: read the body (keeping at most ``max_body_bytes``), draw a
 fault, apply the writes that are due, check the key and the API version, route
-on the raw path, refuse an oversize body, validate, enqueue or read, answer. :meth:`Emulator._respond` does all of it
-for both front ends: the ASGI ``__call__`` (uvicorn) and the in-process
-transport (:mod:`._transport`).
+on the raw path, refuse an oversize body, validate, enqueue or read, answer.
+:meth:`Emulator._respond` does all of it for both front ends: the ASGI
+``__call__`` (uvicorn) and the in-process transport (:mod:`._transport`).
 """
 
 from __future__ import annotations
