@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -248,3 +249,49 @@ async def test_serve_without_uvicorn_says_what_to_install(monkeypatch: pytest.Mo
     with pytest.raises(RuntimeError, match=r"pip install 'activatepro-async\[server\]'"):
         async with Emulator().serve():
             pass
+
+
+SCRIPT: list[tuple[str, str, object]] = [
+    ("PUT", "/users", user("a/b", "A@example.com", businessUnit="DE")),
+    ("GET", "/users/a%2Fb", None),
+    ("GET", "/users/email/a%40example.com/bu/de", None),
+    ("PUT", "/users", {"id": "x", "email": "bad", "shoeSize": 1}),
+    ("POST", "/users/batch", {"updated": [user("1"), {"id": "2"}], "deleted": [{"id": "a/b"}]}),
+    ("GET", "/users/a%2Fb", None),
+    ("DELETE", "/users/%2E%2E", None),
+    ("GET", "/users/1", None),
+    ("POST", "/users/x", None),
+    ("GET", "/nowhere", None),
+]
+
+
+def normalized(response: httpx.Response) -> tuple[int, object]:
+    if not response.content:
+        return response.status_code, None
+    body = response.json()
+    if isinstance(body, dict):
+        body = {k: "<id>" if k in ("trackingId", "xngId") else v for k, v in body.items()}
+    return response.status_code, body
+
+
+@pytest.mark.anyio
+async def test_in_process_and_served_answer_alike() -> None:
+    answers = []
+    for served in (False, True):
+        emulator = Emulator()
+        async with contextlib.AsyncExitStack() as stack:
+            if served:
+                base_url = await stack.enter_async_context(emulator.serve())
+                http = httpx.AsyncClient(base_url=base_url, headers=HEADERS)
+            else:
+                http = httpx.AsyncClient(
+                    transport=emulator.transport(), base_url="http://e", headers=HEADERS
+                )
+            await stack.enter_async_context(http)
+            answers.append(
+                [
+                    normalized(await http.request(method, path, json=body))
+                    for method, path, body in SCRIPT
+                ]
+            )
+    assert answers[0] == answers[1]
