@@ -113,6 +113,17 @@ def test_settings_are_checked_on_the_driver_before_any_task(spark: SparkSession)
         integration.upsert_dataframe(df, api_key="k", base_url="ftp://x")
 
 
+def test_a_spark_connect_dataframe_is_refused_with_what_to_do() -> None:
+    connect_frame = type("DataFrame", (), {"__module__": "pyspark.sql.connect.dataframe"})()
+    with pytest.raises(TypeError, match=r"need classic Spark .* Spark Connect"):
+        integration.upsert_dataframe(connect_frame)
+
+
+def test_something_else_than_a_dataframe_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"expected a pyspark\.sql\.DataFrame, got list"):
+        integration.delete_dataframe([{"id": "1"}])  # type: ignore[arg-type]  # on purpose
+
+
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False

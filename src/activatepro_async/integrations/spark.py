@@ -789,6 +789,19 @@ def per_task_concurrency(concurrency: int, task_slots: int, partitions: int) -> 
     return max(1, concurrency // running)
 
 
+def _check_classic(df: Any) -> None:
+    """Refuse, with a clear message, what this integration cannot drive."""
+    module = type(df).__module__
+    if module.startswith("pyspark.sql.connect"):
+        raise TypeError(
+            "upsert_dataframe/delete_dataframe need classic Spark (they run each partition "
+            "with the RDD API), and this DataFrame is from Spark Connect: run the job on a "
+            "cluster in classic mode (e.g. Databricks single-user access mode)"
+        )
+    if not hasattr(df, "sparkSession") or not hasattr(df, "rdd"):
+        raise TypeError(f"expected a pyspark.sql.DataFrame, got {type(df).__name__}")
+
+
 def _resolve_secret(api_key: str | None) -> _Secret | None:
     """The key to broadcast, or ``None`` to let each executor read its environment."""
     if api_key is None and not os.environ.get(API_KEY_ENV, "").strip():
@@ -921,6 +934,7 @@ def upsert_dataframe(
     Returns a :class:`SparkBulkResult`; a task that stops early (a 401, no key
     on an executor) raises :class:`SparkBulkError` whatever ``raise_on_failure``.
     """
+    _check_classic(df)
     selects, plan = _plan_upsert(df, mapping)
     job = _new_job("upsert", plan, base_url, chunk_size, max_chunk_bytes, wait, wait_timeout,
                    timeout, max_retries, retry)  # fmt: skip
@@ -954,6 +968,7 @@ def delete_dataframe(
 
     >>> result = delete_dataframe(spark.table("crm.deleted_profiles"), id_column="user_id")
     """
+    _check_classic(df)
     selects = _plan_delete(df, id_column)
     job = _new_job("delete", (), base_url, chunk_size, max_chunk_bytes, wait, wait_timeout,
                    timeout, max_retries, retry)  # fmt: skip
