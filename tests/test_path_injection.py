@@ -31,7 +31,9 @@ async def _calls(value: str) -> list[httpx.Request]:
     recorder = Recorder(
         lambda r: httpx.Response(
             200 if r.method == "GET" else 202,
-            json=TRACKING if "/track/" in r.url.path else {**USER, "trackingId": "t"},
+            json=TRACKING
+            if r.url.raw_path.startswith(b"/users/track/")
+            else {**USER, "trackingId": "t"},
         )
     )
     async with AsyncClient(
