@@ -1,6 +1,6 @@
 """A short tour of the SDK against the in-process emulator (no network, no key needed).
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 from __future__ import annotations
