@@ -11,7 +11,12 @@ The command needs the ``server`` extra (click and uvicorn):
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 INSTALL_HINT = "pip install 'activatepro-async[server]'"
 
@@ -133,6 +138,13 @@ def _attributes(
     help="Seconds a latency fault waits.",
 )
 @click.option(
+    "--dump-on-exit",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="On stop, apply what is queued and write every stored user to this file "
+    "(JSON Lines, sorted by id), so a test can compare the whole state.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -152,6 +164,7 @@ def serve(
     fault_seed: int,
     fault_retry_after: float,
     fault_latency: float,
+    dump_on_exit: str | None,
     log_level: str,
 ) -> None:
     """Run the ActivatePro emulator on HTTP until Ctrl-C.
@@ -204,7 +217,22 @@ def serve(
         raise click.ClickException(
             f"cannot serve on {host}:{port}: {error.strerror or error}"
         ) from None
+    if dump_on_exit is not None:
+        _dump_users(emulator, dump_on_exit)
     click.echo("Stopped.")
+
+
+def _dump_users(emulator: Emulator, path: str) -> None:
+    """Write the emulator's state as it stands once everything queued is applied."""
+    emulator.process_pending()
+    users = emulator.users
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            for user_id in sorted(users):
+                out.write(json.dumps(users[user_id], sort_keys=True, ensure_ascii=False) + "\n")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+    click.echo(f"Wrote {len(users):,} users to {path}")
 
 
 # The commands built on the SDK: import, delete, get, find, track, demo.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -156,6 +157,31 @@ def test_activatepro_serve_injects_faults_from_flags() -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, stderr
+
+
+def test_activatepro_serve_dumps_its_whole_state_on_exit(tmp_path: Path) -> None:
+    dump = tmp_path / "state.jsonl"
+    process = cli(
+        "serve", "--port", "0", "--processing-delay", "3600", "--dump-on-exit", str(dump)
+    )  # fmt: skip
+    try:
+        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
+        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+        with httpx.Client(base_url=base_url, headers=HEADERS, timeout=10) as http:
+            assert http.put("/users", json=user("b")).status_code == 202
+            assert http.put("/users", json=user("a")).status_code == 202
+            assert http.get("/users/a").status_code == 404, "still queued"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    stored = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert [u["id"] for u in stored] == ["a", "b"], "queued writes applied, sorted by id"
+    assert stored[0]["email"] == user("a")["email"]
+    assert "Wrote 2 users" in stdout
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,7 @@ class ServedEmulator:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, so a ``--dump-on-exit`` file gets written)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
