@@ -584,6 +584,14 @@ class AsyncClient:
                     "%s %s -> %s (attempt %d, %.1f ms)",
                     method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
                 )  # fmt: skip
+                if self._http.is_closed:
+                    # aclose() ran while this request was in flight: no retry can succeed.
+                    raise APIConnectionError(
+                        f"{method} {path} was cut short: the client was closed while it ran "
+                        "(aclose() or the end of `async with`): close it after its calls end",
+                        method=method,
+                        path=path,
+                    ) from exc
                 if not is_retryable_exception(exc):
                     raise error from exc
                 cause: BaseException = exc

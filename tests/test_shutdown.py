@@ -1,0 +1,192 @@
+"""Shutdown with work in flight, over a real loopback socket: closing an
+AsyncClient while its calls run, cancelling ``upsert_many`` midway, and the
+interpreter exiting while a sync ``Client`` call waits for an answer.
+
+The subprocess cases run with ``-X dev -W error``: an unclosed socket, loop or
+transport then prints a warning on stderr, which must stay empty. The outer
+``fail_after`` and subprocess timeouts only guard against a hang.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+import pytest
+from anyio.abc import SocketAttribute, SocketStream
+
+from activatepro_async import APIConnectionError, AsyncClient, RetryPolicy
+
+from .helpers import API_KEY, FakeTime
+
+TIMEOUT = 60
+
+
+@asynccontextmanager
+async def silent_server(expected: int, arrived: anyio.Event) -> AsyncIterator[str]:
+    """A server that reads each request and never answers; ``arrived`` once ``expected`` came."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(SocketAttribute.local_port)
+    count = 0
+
+    async def serve_one(stream: SocketStream) -> None:
+        nonlocal count
+        async with stream:
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream):
+                await stream.receive()
+                count += 1
+                if count == expected:
+                    arrived.set()
+                await anyio.sleep_forever()
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve_one)
+        yield f"http://127.0.0.1:{port}"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_aclose_ends_calls_in_flight_at_once_with_a_connection_error(
+    fake_time: FakeTime,
+) -> None:
+    retry = RetryPolicy(jitter=None, sleep=fake_time.sleep, clock=fake_time.clock)
+    outcomes: list[BaseException] = []
+    arrived = anyio.Event()
+    async with silent_server(3, arrived) as url:
+        client = AsyncClient(API_KEY, base_url=url, retry=retry)
+
+        async def call(user_id: str) -> None:
+            try:
+                await client.get_user(user_id)
+            except Exception as exc:
+                outcomes.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for user_id in ("1", "2", "3"):
+                    tg.start_soon(call, user_id)
+                await arrived.wait()
+                await client.aclose()
+    assert [type(exc) for exc in outcomes] == [APIConnectionError] * 3, outcomes
+    assert "the client was closed" in str(outcomes[0])
+    assert fake_time.sleeps == [], "a closed client retried"
+
+
+def run_script(script: str, backend: str) -> subprocess.CompletedProcess[str]:
+    # Only what -X dev and -W error print may reach stderr: not asyncio's slow
+    # callback notes, nor the SDK's own warnings (a cancelled run logs its counts).
+    prelude = "import logging\nlogging.disable(logging.WARNING)\n"
+    return subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", prelude + textwrap.dedent(script),
+         backend],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )  # fmt: skip
+
+
+def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("done"), result.stdout + result.stderr
+    assert result.stderr == ""
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_cancelling_upsert_many_over_loopback_ends_promptly_and_leaves_nothing_open(
+    backend: str,
+) -> None:
+    # Every request waits 0.2 s in the served emulator, so when the first chunk's
+    # progress cancels the run, the other workers' requests are in flight.
+    script = """
+        import gc, sys, anyio
+        from activatepro_async import AsyncClient
+        from activatepro_async.emulator import Emulator, Faults
+
+        async def main():
+            emulator = Emulator(faults=Faults(rate=1.0, kinds=["latency"], latency=0.2))
+            users = [{"id": str(i), "email": f"u{i}@example.com"} for i in range(5000)]
+            async with emulator.serve() as url, AsyncClient("test-key", base_url=url) as client:
+                with anyio.fail_after(10), anyio.CancelScope() as scope:
+                    await client.upsert_many(
+                        users, chunk_size=100, concurrency=4,
+                        on_progress=lambda progress: scope.cancel(),
+                    )
+                assert scope.cancelled_caught
+                assert len(emulator.requests) < 50, len(emulator.requests)
+                assert (await client.get_user("0")).id == "0"  # the client still works
+
+        anyio.run(main, backend=sys.argv[1])
+        gc.collect()
+        print("done")
+    """
+    assert_clean(run_script(script, backend))
+
+
+def test_aclose_with_calls_in_flight_leaves_nothing_open(backend: str) -> None:
+    script = """
+        import gc, socket, sys, anyio
+        from activatepro_async import APIConnectionError, AsyncClient
+
+        async def main():
+            listener = socket.create_server(("127.0.0.1", 0))
+            url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+            client = AsyncClient("test-key", base_url=url)
+            failures = []
+
+            async def call(user_id):
+                try:
+                    await client.get_user(user_id)
+                except APIConnectionError as exc:
+                    failures.append(exc)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for user_id in "123":
+                        tg.start_soon(call, user_id)
+                    await anyio.sleep(0.2)  # the three are connected and waiting
+                    await client.aclose()
+            assert len(failures) == 3, failures
+            listener.close()
+
+        anyio.run(main, backend=sys.argv[1])
+        gc.collect()
+        print("done")
+    """
+    assert_clean(run_script(script, backend))
+
+
+def test_exit_mid_call_over_loopback_is_prompt_and_leaves_nothing_open(backend: str) -> None:
+    # The call waits on a real socket that never answers; the main thread ends.
+    script = """
+        import atexit, socket, sys, threading
+        from activatepro_async import APIConnectionError, Client
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+        server_side = [listener]
+        atexit.register(lambda: [sock.close() for sock in server_side])  # after the Client's
+        client = Client("test-key", base_url=url, backend=sys.argv[1])
+
+        def call():
+            try:
+                client.get_user("ada")
+            except (APIConnectionError, RuntimeError) as exc:  # ended by the exit: it says so
+                assert "closed while it ran" in str(exc), exc
+
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        listener.settimeout(10)
+        server_side.append(listener.accept()[0])  # the call is connected and waiting
+        print("done")
+    """
+    result = run_script(script, backend)
+    assert_clean(result)
