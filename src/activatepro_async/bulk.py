@@ -42,6 +42,7 @@ import attrs
 import httpx
 
 from ._retry import RetryEvent
+from ._transport import AutoTransport
 from .client import MAX_BATCH_ITEMS, _deleted_to_wire, _encode_json
 from .errors import (
     ActivateProError,
@@ -416,7 +417,10 @@ def _describe_id(item: Any) -> str | None:
 
 def _pool_limit(http: httpx.AsyncClient) -> int | None:
     """``max_connections`` of an httpx client on its default transport, if visible."""
-    pool = getattr(getattr(http, "_transport", None), "_pool", None)
+    transport = getattr(http, "_transport", None)
+    if isinstance(transport, AutoTransport):  # the SDK's own client
+        return transport.max_connections
+    pool = getattr(transport, "_pool", None)
     limit = getattr(pool, "_max_connections", None)
     return limit if isinstance(limit, int) and limit > 0 else None
 

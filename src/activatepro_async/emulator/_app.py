@@ -146,7 +146,9 @@ class _Reply:
     ) -> None:
         self.status = status
         self.body = body
-        self.headers = headers if headers is not None else [_JSON_TYPE] if body else []
+        self.headers: list[tuple[bytes, bytes]] = (
+            headers if headers is not None else [_JSON_TYPE] if body else []
+        )
         self.action = action  # None, "drop" or "truncate"
 
 

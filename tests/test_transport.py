@@ -1,0 +1,288 @@
+"""The SDK's own transport: aiohttp on asyncio with the [fast] extra, httpx's own otherwise.
+
+Every test goes through the public ``AsyncClient`` over a real socket on 127.0.0.1:
+a small threaded server that answers, drops or cuts the connection as told, or the
+served emulator. Async tests run on asyncio and trio; trio always uses httpx's own
+transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+
+from activatepro_async import APIConnectionError, APITimeoutError, AsyncClient, Client
+from activatepro_async._transport import AutoTransport, fast_transport_available
+from activatepro_async.emulator import Emulator, Faults
+
+from .helpers import API_KEY
+
+pytestmark = pytest.mark.anyio
+
+FAST = fast_transport_available()
+OK = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 47\r\n\r\n"
+    b'{"id":"42","email":"ada@example.com","a":"bcd"}'
+)
+CUT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
+
+
+class LoopbackServer:
+    """Answers each request on 127.0.0.1 by ``mode``: "ok", "drop", "cut" or "hang".
+
+    It counts the connections it accepted and the ones whose client closed them.
+    """
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.accepted = 0
+        self.closed_by_client = 0
+        self.requests = 0
+        self.a_client_closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        with conn:
+            buffer = b""
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    self.closed_by_client += 1
+                    self.a_client_closed.set()
+                    return
+                buffer += data
+                if b"\r\n\r\n" not in buffer:
+                    continue
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                self.requests += 1
+                if self.mode == "drop":
+                    return
+                if self.mode == "cut":
+                    conn.sendall(CUT)
+                    return
+                if self.mode == "hang":
+                    continue  # no answer: wait for more, or for the client to close
+                conn.sendall(OK)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    loopback = LoopbackServer()
+    yield loopback
+    loopback.close()
+
+
+def _inner(client: AsyncClient) -> AutoTransport:
+    transport = client._http._transport
+    assert isinstance(transport, AutoTransport)
+    return transport
+
+
+# -- which transport -------------------------------------------------------------------
+
+
+async def test_requests_go_through_aiohttp_on_asyncio_and_httpx_on_trio(
+    server: LoopbackServer, anyio_backend: str
+) -> None:
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        user = await client.get_user("42")
+        transport = _inner(client)
+        uses_aiohttp = anyio_backend == "asyncio" and FAST
+        assert (transport._aiohttp is not None) == uses_aiohttp
+        assert (transport._default is not None) == (not uses_aiohttp)
+    assert user.id == "42"
+
+
+async def test_without_the_extra_asyncio_uses_httpx_transport(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if httpx-aiohttp were not installed: its import fails.
+    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+    assert not fast_transport_available()
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        assert (await client.get_user("42")).id == "42"
+        assert _inner(client)._aiohttp is None
+        assert _inner(client)._default is not None
+
+
+async def test_a_transport_of_the_callers_own_is_used_as_is(server: LoopbackServer) -> None:
+    transport = httpx.AsyncHTTPTransport()
+    async with AsyncClient(API_KEY, base_url=server.url, transport=transport) as client:
+        assert client._http._transport is transport
+        assert (await client.get_user("42")).id == "42"
+
+
+async def test_pool_is_64_connections_with_tls_verified(server: LoopbackServer) -> None:
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        await client.get_user("42")
+        transport = _inner(client)
+        assert transport.max_connections == 64
+        if transport._aiohttp is not None:
+            aiohttp_transport = transport._aiohttp.transport
+            assert aiohttp_transport.limits.max_connections == 64
+            assert aiohttp_transport.ssl_context.verify_mode == ssl.CERT_REQUIRED
+            assert aiohttp_transport.ssl_context.check_hostname
+            connector = aiohttp_transport.client.connector  # type: ignore[union-attr]
+            assert connector is not None
+            assert connector.limit == 64
+
+
+async def test_bulk_concurrency_is_clamped_to_the_pool(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        with caplog.at_level(logging.WARNING, "activatepro_async"):
+            await client.upsert_many([], concurrency=100)
+    assert "max_connections 64" in caplog.text
+
+
+# -- errors as httpx's own transport reports them ----------------------------------------
+
+
+async def test_a_dropped_connection_is_a_connection_error_not_a_timeout(
+    server: LoopbackServer,
+) -> None:
+    server.mode = "drop"
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_user("42")
+    assert not isinstance(caught.value, APITimeoutError)
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+
+
+async def test_a_body_cut_short_is_a_remote_protocol_error(server: LoopbackServer) -> None:
+    server.mode = "cut"
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_user("42")
+    assert not isinstance(caught.value, APITimeoutError)
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    async with AsyncClient(API_KEY, base_url=url, max_retries=0) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_user("42")
+    assert not isinstance(caught.value, APITimeoutError)
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+async def test_a_dropped_connection_is_retried(server: LoopbackServer) -> None:
+    server.mode = "drop"
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=1) as client:
+        with pytest.raises(APIConnectionError):
+            await client.get_user("42")
+    assert server.requests == 2
+
+
+@pytest.mark.parametrize("fault", ["drop", "truncate"])
+async def test_served_emulator_faults_are_connection_errors_then_retried(fault: str) -> None:
+    emulator = Emulator(api_keys=(API_KEY,), faults=Faults(schedule=[fault]))
+    async with (
+        emulator.serve() as base_url,
+        AsyncClient(API_KEY, base_url=base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(APIConnectionError) as caught:
+            await client.upsert_user({"id": "1", "email": "ada@example.com"})
+        assert not isinstance(caught.value, APITimeoutError)
+        assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+        accepted = await client.upsert_user({"id": "1", "email": "ada@example.com"})
+    assert accepted.tracking_id
+
+
+async def test_a_hanging_server_is_a_timeout(server: LoopbackServer) -> None:
+    server.mode = "hang"
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0, timeout=0.2) as client:
+        with pytest.raises(APITimeoutError):
+            await client.get_user("42")
+
+
+# -- cancellation and event loops ----------------------------------------------------------
+
+
+async def test_a_cancelled_request_closes_its_connection(server: LoopbackServer) -> None:
+    server.mode = "hang"
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        with anyio.move_on_after(0.2) as scope:
+            await client.get_user("42")
+        assert scope.cancelled_caught
+        # The half-done connection is closed, not put back into the pool.
+        assert await anyio.to_thread.run_sync(server.a_client_closed.wait, 5)
+        server.mode = "ok"
+        assert (await client.get_user("42")).id == "42"
+        assert server.accepted == 2
+    gc.collect()  # an unclosed session or connector would warn here (warnings are errors)
+
+
+def test_a_client_works_on_one_asyncio_loop_then_another(server: LoopbackServer) -> None:
+    client = AsyncClient(API_KEY, base_url=server.url, max_retries=0)
+    assert asyncio.run(client.get_user("42")).id == "42"
+    assert asyncio.run(client.get_user("42")).id == "42"
+    asyncio.run(client.aclose())
+    gc.collect()
+    if FAST:
+        # The first loop's session was closed as that loop shut down.
+        assert server.accepted == 2
+        assert server.closed_by_client == 2
+
+
+def test_a_client_used_on_asyncio_then_trio(server: LoopbackServer) -> None:
+    client = AsyncClient(API_KEY, base_url=server.url, max_retries=0)
+    assert asyncio.run(client.get_user("42")).id == "42"
+    assert anyio.run(client.get_user, "42", backend="trio").id == "42"
+    anyio.run(client.aclose, backend="trio")
+    gc.collect()
+
+
+def test_the_sync_facade_uses_the_fast_transport(server: LoopbackServer) -> None:
+    with Client(API_KEY, base_url=server.url, max_retries=0) as client:
+        assert client.get_user("42").id == "42"
+        assert client.get_user("42").id == "42"
+    assert server.accepted == 1  # one kept-alive connection on the portal's loop
+    gc.collect()
