@@ -18,8 +18,9 @@ Contenders (``--contenders`` picks some; ``--list`` shows all):
 - ``httpx_aiohttp``: the tuned loop on httpx with ``httpx_aiohttp.AiohttpTransport``;
 - ``aiohttp``: the tuned loop on a plain ``aiohttp.ClientSession``;
 - ``orjson_only`` / ``json_only``: encoding the bodies alone, no I/O;
-- ``sdk_upsert_many``: ``AsyncClient.upsert_many`` (see :func:`sdk_upsert_many`);
-- ``sdk_upsert_many_proposed``: the same on :class:`ProposedTransport` (PROFILE.md);
+- ``sdk_upsert_many``: ``AsyncClient.upsert_many`` (see :func:`sdk_upsert_many`), on
+  the SDK's own transport (httpx-aiohttp's on asyncio when installed, httpx's on trio);
+- ``sdk_httpx_transport``: the same on httpx's default transport, as before issue 7;
 
 The experiments that explain these figures are in ``profile_transport.py`` (PROFILE.md).
 """
@@ -27,7 +28,6 @@ The experiments that explain these figures are in ``profile_transport.py`` (PROF
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import sys
@@ -224,57 +224,10 @@ async def sdk_upsert_many(run: Run, transport: httpx.AsyncBaseTransport | None =
         raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
 
 
-class ProposedTransport(httpx.AsyncBaseTransport):
-    """PROFILE.md's proposal for the SDK, prototyped here so that it is measured as is.
-
-    httpx-aiohttp's transport on asyncio when it is installed, httpx's own
-    otherwise (trio, or no httpx-aiohttp), chosen per request; each inner
-    transport is built on first use, so neither pays for an SSL context unused.
-    """
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._limits = limits
-        self._aiohttp: httpx.AsyncBaseTransport | None = None
-        self._default: httpx.AsyncBaseTransport | None = None
-
-    def _pick(self) -> httpx.AsyncBaseTransport:
-        if _HAVE_HTTPX_AIOHTTP and _on_asyncio():
-            if self._aiohttp is None:
-                from httpx_aiohttp import AiohttpTransport
-
-                self._aiohttp = AiohttpTransport(limits=self._limits)
-            return self._aiohttp
-        if self._default is None:
-            self._default = httpx.AsyncHTTPTransport(limits=self._limits)
-        return self._default
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._pick().handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for transport in (self._aiohttp, self._default):
-            if transport is not None:
-                await transport.aclose()
-
-
-def _on_asyncio() -> bool:
-    # Not sniffio: anyio 4.16 no longer depends on it. Under trio no asyncio loop runs.
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-_HAVE_HTTPX_AIOHTTP = all(
-    importlib.util.find_spec(module) is not None for module in ("aiohttp", "httpx_aiohttp")
-)
-
-
-async def sdk_upsert_many_proposed(run: Run) -> None:
-    """The change PROFILE.md proposes, measured from outside ``src/``."""
+async def sdk_upsert_many_httpx_transport(run: Run) -> None:
+    """The SDK before issue 7: its client on httpx's default transport, same limits."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    await sdk_upsert_many(run, ProposedTransport(limits))
+    await sdk_upsert_many(run, httpx.AsyncHTTPTransport(limits=limits))
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -315,11 +268,11 @@ def contenders_for(backend: str, names: Sequence[str] | None = None) -> list[Con
         table["sdk_upsert_many"] = Contender(
             "sdk_upsert_many", "(s) AsyncClient.upsert_many", sdk_upsert_many
         )
-        table["sdk_upsert_many_proposed"] = Contender(
-            "sdk_upsert_many_proposed",
-            "(s) on PROFILE.md's proposed transport: httpx-aiohttp's on asyncio, "
-            "httpx's own on trio",
-            sdk_upsert_many_proposed,
+        table["sdk_httpx_transport"] = Contender(
+            "sdk_httpx_transport",
+            "(s) on httpx's default transport, as before issue 7 (the SDK picks "
+            "httpx-aiohttp's on asyncio now, when installed)",
+            sdk_upsert_many_httpx_transport,
         )
     if names:
         unknown = [n for n in names if n not in table]

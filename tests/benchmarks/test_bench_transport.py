@@ -72,11 +72,10 @@ def test_command_line_prints_the_table_with_machine_and_versions(
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_sdk_on_the_proposed_transport_runs_on_both_backends(backend: str) -> None:
-    # On trio, or without httpx-aiohttp (CI), it falls back to httpx's own transport.
+def test_sdk_and_sdk_on_httpx_transport_run_on_both_backends(backend: str) -> None:
     if not bench_transport.sdk_available():
         pytest.skip("AsyncClient.upsert_many does not exist yet")
     report = bench_transport.run_benchmark(
-        contenders=["sdk_upsert_many_proposed"], backend=backend, **TINY
+        contenders=["sdk_upsert_many", "sdk_httpx_transport"], backend=backend, **TINY
     )
-    _assert_sane(report, ["sdk_upsert_many_proposed"])
+    _assert_sane(report, ["sdk_upsert_many", "sdk_httpx_transport"])
