@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
+import httpx
 import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
 from activatepro_async import APIConnectionError, AsyncClient, RetryPolicy
 
-from .helpers import API_KEY, FakeTime
+from .helpers import API_KEY, FakeTime, Recorder
 
 TIMEOUT = 60
 
@@ -74,6 +75,24 @@ async def test_aclose_ends_calls_in_flight_at_once_with_a_connection_error(
     assert [type(exc) for exc in outcomes] == [APIConnectionError] * 3, outcomes
     assert "the client was closed" in str(outcomes[0])
     assert fake_time.sleeps == [], "a closed client retried"
+
+
+@pytest.mark.anyio
+async def test_aclose_during_a_retry_wait_ends_the_call_with_a_connection_error() -> None:
+    recorder = Recorder(httpx.Response(503))
+
+    async def sleep(seconds: float) -> None:
+        await client.aclose()  # the client is closed while the call waits to retry
+
+    client = AsyncClient(
+        API_KEY,
+        base_url="https://api.example.test",
+        transport=recorder.transport,
+        retry=RetryPolicy(jitter=None, sleep=sleep),
+    )
+    with pytest.raises(APIConnectionError, match="the client was closed while it ran"):
+        await client.get_user("1")
+    assert len(recorder.requests) == 1
 
 
 def run_script(script: str, backend: str) -> subprocess.CompletedProcess[str]:

@@ -241,6 +241,15 @@ def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIC
     )
 
 
+def _closed_error(method: str, path: str) -> APIConnectionError:
+    return APIConnectionError(
+        f"{method} {path} was cut short: the client was closed while it ran "
+        "(aclose() or the end of `async with`): close it after its calls end",
+        method=method,
+        path=path,
+    )
+
+
 class AsyncClient:
     """The ActivatePro User Profile API v2, asynchronously (asyncio or trio).
 
@@ -591,12 +600,7 @@ class AsyncClient:
                 )  # fmt: skip
                 if self._http.is_closed:
                     # aclose() ran while this request was in flight: no retry can succeed.
-                    raise APIConnectionError(
-                        f"{method} {path} was cut short: the client was closed while it ran "
-                        "(aclose() or the end of `async with`): close it after its calls end",
-                        method=method,
-                        path=path,
-                    ) from exc
+                    raise _closed_error(method, path) from exc
                 if not is_retryable_exception(exc):
                     raise error from exc
                 cause: BaseException = exc
@@ -628,6 +632,8 @@ class AsyncClient:
             if on_retry is not None:
                 on_retry(event)
             await policy.sleep(wait)
+            if self._http.is_closed:
+                raise _closed_error(method, path) from cause
 
     async def _send_once(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
