@@ -39,6 +39,8 @@ from . import bench_transport as bt
 from .sink import running_sink
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
+#: The bulk engine's `fill` loop per 7-field user, timed alone (PROFILE.md section 6).
+FILL_US_PER_USER = 0.5
 
 
 @attrs.frozen
@@ -150,6 +152,9 @@ def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
         "gaps": gaps,
         "sdk_cpu": on_asyncio.cpu("sdk_upsert_many"),
     }
+    for key, name in (("c_cpu", "httpx_aiohttp"), ("naive_cpu", "naive_httpx")):
+        if name in on_asyncio.measures:
+            facts[key] = on_asyncio.cpu(name).median
     return text, facts
 
 
@@ -226,12 +231,12 @@ def section_sync_and_emulator(size: Size) -> tuple[str, dict[str, Any]]:
         return f"{figures['median']:,.0f} ({figures['min']:,.0f}-{figures['max']:,.0f})"
 
     goals = [
-        _goal_row(
+        [
             "sync facade overhead per call (µs)",
-            "< 1 % of a 30 ms API round trip (< 300 µs)",
-            sync["overhead_us"],
-            sync["overhead_us"].median < 300,
-        ),
+            "none set (issue 5 asks for the figure)",
+            sync["overhead_us"].show(),
+            f"{sync['overhead_us'].median / 300:.1f} % of a 30 ms API round trip",
+        ],
         _goal_row(
             f"emulator: apply one {batch}-user batch, validation included (ms)",
             "well under 10 (issue 3)",
@@ -346,12 +351,16 @@ def _cpu_reading(facts: dict[str, Any]) -> str:
             "all, see section 5). The rest is the SDK's request path (retries, the try "
             "deadline, the 202's parsing) and the result it keeps."
         )
-    if "a_goal" in gaps:
+    if "a_goal" in gaps and "c_cpu" in facts and "naive_cpu" in facts:
+        floor = facts["c_cpu"] + FILL_US_PER_USER
         lines.append(
             f"To reach SDK / naive httpx <= 0.35 the SDK would need {gaps['a_goal']:.2f} µs "
-            "per user less: more than the whole bulk engine costs. The goal assumed the SDK "
-            "can run at about 1.2x (c) and naive httpx at 2.9 µs per user; on this run naive "
-            "httpx is cheaper than that, and the engine's checks alone are most of (c)'s cost."
+            f"per user less. The raw loop on the SDK's transport, (c), plus only the engine's "
+            f"`fill` (about {FILL_US_PER_USER} µs per user) comes to {floor:.2f} µs, "
+            f"{floor / facts['naive_cpu']:.2f}x naive httpx in this run: with its checks, "
+            "the engine cannot reach 0.35 on this transport. Plain aiohttp, (d), would take "
+            "the transport part lower, but the SDK is built on httpx (its users' "
+            "`http_client=`, `transport=`, event hooks and mounts)."
         )
     lines.append(
         "On trio the SDK keeps httpx's default transport (about 1 ms per request, "
@@ -384,8 +393,8 @@ def render(
         ["3", "peak RSS: {:,} minus {:,} users (MiB)".format(*size.memory_sizes), "< 20",
          m["difference"].show(1),
          _verdict(m["difference"].median < 20)],
-        ["4", "sync facade overhead per call (µs)", "< 300", s["sync"]["overhead_us"].show(1),
-         _verdict(s["sync"]["overhead_us"].median < 300)],
+        ["4", "sync facade overhead per call (µs)", "none set", s["sync"]["overhead_us"].show(1),
+         "-"],
         ["4", "emulator: one 1000-user batch (ms)", "< 10",
          f"{s['emulator']['core_ms_per_batch']['median']:.2f}",
          _verdict(s["emulator"]["core_ms_per_batch"]["median"] < 10)],
