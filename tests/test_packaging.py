@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -47,14 +48,31 @@ anyio.run(main)
 """
 
 
-@pytest.mark.slow
-def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An sdist, and a wheel built from that sdist (as ``python -m build`` does)."""
+    out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
         check=True,
-        timeout=300,
+        timeout=600,
+        capture_output=True,
     )
+    return out
+
+
+@pytest.mark.slow
+def test_the_sdist_holds_what_a_rebuild_needs(dist: Path) -> None:
+    (sdist,) = dist.glob("activatepro_async-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for needed in ("pyproject.toml", "README.md", "src/activatepro_async/py.typed"):
+        assert needed in names
+    assert "src/activatepro_async/emulator/__init__.py" in names
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, dist: Path) -> None:
     (wheel,) = dist.glob("activatepro_async-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "activatepro_async/py.typed" in names
