@@ -44,29 +44,11 @@ from activatepro_async import bulk as bulk_engine
 from activatepro_async.emulator import Emulator
 
 from . import _harness
+from .bench_transport import make_users
 from .sink import running_sink
 
 KEY = "bench-key"
 TARGETS = ("sink", "emulator", "null")
-_UNITS = ("DE", "AT", "CH", "FR")
-_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken")
-_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
-
-
-def make_users(count: int) -> list[dict[str, Any]]:
-    """``count`` users of 7 fields in wire form, about 190 bytes each as JSON."""
-    return [
-        {
-            "id": f"user-{i:08d}",
-            "email": f"user.{i}@example.com",
-            "businessUnit": _UNITS[i % 4],
-            "firstName": _FIRST[i % 8],
-            "lastName": _LAST[(i // 8) % 8],
-            "birthday": f"19{50 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            "createdAt": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T08:{i % 60:02d}:53Z",
-        }
-        for i in range(count)
-    ]
 
 
 class NullTransport(httpx.AsyncBaseTransport):
