@@ -457,18 +457,10 @@ def _run_with_display(
         summary.unit = unit
 
     async def main() -> Summary:
-        if client is None:
-            return await engine.run(
-                None,
-                source,
-                plan,
-                options,
-                journal=journal,
-                rejects=writer,
-                progress=live,
-                on_summary=named,
-            )
-        async with client:
+        # A dry run has no client; a real run closes its client when done.
+        async with contextlib.AsyncExitStack() as stack:
+            if client is not None:
+                await stack.enter_async_context(client)
             return await engine.run(
                 client,
                 source,
