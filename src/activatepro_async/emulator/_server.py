@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._body import BoundedBody
+
 if TYPE_CHECKING:
     import uvicorn
 
@@ -41,27 +43,19 @@ async def _read_body(
     socket with unread data makes the kernel reset the connection, which can
     destroy the 413 before the client reads it.
     """
-    oversize = False
+    declared = None
     for name, value in headers:
         if name == b"content-length":
-            oversize = value.isdigit() and int(value) > limit
+            declared = value.decode("latin-1")
             break
-    chunks: list[bytes] = []
-    size = 0
+    body = BoundedBody(limit, declared)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            oversize = True
-        if not oversize:
-            chunks.append(chunk)
-        elif chunks:
-            chunks.clear()
+        body.add(message.get("body", b""))
         if not message.get("more_body", False):
-            return (b"", True) if oversize else (b"".join(chunks), False)
+            return body.result()
 
 
 def _connection(send: Callable[..., Any]) -> asyncio.Transport | None:

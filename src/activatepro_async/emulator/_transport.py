@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ._body import BoundedBody
+
 if TYPE_CHECKING:
     from ._app import Emulator
 
@@ -67,29 +69,21 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
 
 async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
     """The request body, or ``(b"", True)`` if it is larger than ``limit``."""
-    declared = request.headers.get("content-length")
-    oversize = declared is not None and declared.isdigit() and int(declared) > limit
+    body = BoundedBody(limit, request.headers.get("content-length"))
     try:
         content = request.content  # already in memory for content=/json= requests
     except httpx.RequestNotRead:
         pass
     else:
-        return (b"", True) if oversize or len(content) > limit else (content, False)
-    chunks: list[bytes] = []
-    size = 0
+        body.add(content)
+        return body.result()
     stream = request.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     # Read to the end even past the limit (keeping nothing): leaving the
     # caller's generator half-consumed would leave it unclosed.
     try:
         async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                oversize = True
-            if not oversize:
-                chunks.append(chunk)
-            elif chunks:
-                chunks.clear()
+            body.add(chunk)
     finally:
         await stream.aclose()
-    return (b"", True) if oversize else (b"".join(chunks), False)
+    return body.result()
