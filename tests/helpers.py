@@ -8,6 +8,18 @@ import httpx
 
 API_KEY = "test-key-d41d8cd98f00"
 
+#: The user body of the reference's GET examples.
+REFERENCE_USER = {
+    "email": "john.doe@example.com",
+    "id": "fb85fe50-a528-11e7-abc4-cec278b6b50a",
+    "xngId": "123e4567-e89b-12d3-a456-426655440000",
+    "firstName": "John",
+    "lastName": "Doe",
+    "birthday": "1982-08-30",
+    "createdAt": "2015-10-02T08:23:53Z",
+    "gender": "male",
+}
+
 
 class FakeTime:
     """A clock that only moves when the code under test sleeps."""

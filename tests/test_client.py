@@ -25,22 +25,12 @@ from activatepro_async import (
     ValidationError,
 )
 
-from .helpers import API_KEY, Recorder
+from .helpers import API_KEY, REFERENCE_USER, Recorder
 
 pytestmark = pytest.mark.anyio
 
 MakeClient = Callable[..., AsyncClient]
 TRACKING = {"trackingId": "2e312089-a987-45c6-adbd-b904bc4dfc97"}
-REFERENCE_USER = {
-    "email": "john.doe@example.com",
-    "id": "fb85fe50-a528-11e7-abc4-cec278b6b50a",
-    "xngId": "123e4567-e89b-12d3-a456-426655440000",
-    "firstName": "John",
-    "lastName": "Doe",
-    "birthday": "1982-08-30",
-    "createdAt": "2015-10-02T08:23:53Z",
-    "gender": "male",
-}
 PUT_400 = {
     "errors": [
         {

@@ -7,16 +7,7 @@ import pytest
 from activatepro_async import ApiError, ErrorCode, Stage, TrackingStatus, User
 from activatepro_async.models import converter, to_wire, user_to_wire
 
-REFERENCE_USER = {
-    "email": "john.doe@example.com",
-    "id": "fb85fe50-a528-11e7-abc4-cec278b6b50a",
-    "xngId": "123e4567-e89b-12d3-a456-426655440000",
-    "firstName": "John",
-    "lastName": "Doe",
-    "birthday": "1982-08-30",
-    "createdAt": "2015-10-02T08:23:53Z",
-    "gender": "male",
-}
+from .helpers import REFERENCE_USER
 
 
 def test_user_from_the_reference_body_puts_custom_keys_in_attributes() -> None:
