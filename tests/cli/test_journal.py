@@ -4,44 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from activatepro_async import RetryPolicy
-from activatepro_async._cli.journal import Journal, JournalError
+from activatepro_async._cli.journal import Journal, JournalError, file_identity
 from activatepro_async.emulator import Emulator
 
-from .conftest import Invoke, read_jsonl, summary, write
-
-
-def make_csv(path: Path, rows: int = 200, bad_every: int = 17) -> tuple[str, set[str], set[int]]:
-    """A CSV with every ``bad_every``-th email invalid; its path, valid ids and bad lines."""
-    lines = ["id,email,firstName"]
-    valid, bad = set(), set()
-    for i in range(rows):
-        if i % bad_every == bad_every - 1:
-            lines.append(f"u{i},broken-{i},N{i}")
-            bad.add(i + 2)
-        else:
-            lines.append(f"u{i},u{i}@example.com,N{i}")
-            valid.add(f"u{i}")
-    return write(path, "\n".join(lines) + "\n"), valid, bad
-
-
-class FailAfter(httpx.AsyncBaseTransport):
-    """Passes ``batches`` batch requests to the emulator, then answers 401 (the run stops)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, batches: int) -> None:
-        self.inner = inner
-        self.batches = batches
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/users/batch":
-            if self.batches == 0:
-                return httpx.Response(401)
-            self.batches -= 1
-        return await self.inner.handle_async_request(request)
-
+from .conftest import Invoke, read_jsonl, summary
+from .journals import FailAfter, FailBatches, make_csv
 
 OPTIONS = ("--chunk-size", "10", "--concurrency", "1", "--json", "--wait")
 
@@ -102,18 +72,18 @@ def test_other_options_are_refused_not_resumed(invoke: Invoke, tmp_path: Path) -
 
 def test_a_torn_last_line_is_dropped(tmp_path: Path) -> None:
     path = tmp_path / "j"
-    identity = {"name": "u.csv", "size": 1, "sha256": "ab"}
-    journal = Journal.open(str(path), command="import", input=identity, options={})
+    identity = file_identity(make_csv(tmp_path / "u.csv", rows=30)[0])
+    journal = Journal.open(str(path), command="upsert", input=identity, options={})
     journal.record([{"lines": [2, 11], "users": 10, "rejected": 0, "tracking_id": "t1"}], [])
     journal.close()
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"chunks": [{"lines": [12, 2')  # killed mid-write
-    journal = Journal.open(str(path), command="import", input=identity, options={})
+    journal = Journal.open(str(path), command="upsert", input=identity, options={})
     assert journal.is_done(11)
     assert not journal.is_done(12)
     journal.record([{"lines": [12, 21], "users": 10, "rejected": 1, "tracking_id": "t2"}], [])
     journal.close()
-    journal = Journal.open(str(path), command="import", input=identity, options={})
+    journal = Journal.open(str(path), command="upsert", input=identity, options={})
     assert journal.is_done(21)
     assert journal.accepted == 19
     assert journal.tracking_ids == ["t1", "t2"]
@@ -123,24 +93,10 @@ def test_a_torn_last_line_is_dropped(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello\n")
-    with pytest.raises(JournalError, match="damaged at line 1"):
-        Journal.open(str(path), command="import", input={}, options={})
-
-
-class FailBatches(httpx.AsyncBaseTransport):
-    """Answers 503 to the batch requests whose numbers (from 1) are in ``failing``."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, failing: set[int]) -> None:
-        self.inner = inner
-        self.failing = failing
-        self.batches = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/users/batch":
-            self.batches += 1
-            if self.batches in self.failing:
-                return httpx.Response(503, json={"errors": [{"code": "10", "title": "x"}]})
-        return await self.inner.handle_async_request(request)
+    identity = file_identity(make_csv(tmp_path / "u.csv", rows=3)[0])
+    with pytest.raises(JournalError, match="is not an activatepro journal"):
+        Journal.open(str(path), command="upsert", input=identity, options={})
+    assert path.read_text() == "hello\n"
 
 
 def test_failed_chunks_are_reported_and_sent_again_by_a_rerun(

@@ -481,11 +481,7 @@ class _Run:
             for error in record.get("errors", ()):
                 summary.reasons[reason(_error_from_json(error))] += 1
         self.rejects.write(records)
-        self.tracking.extend(
-            (c["tracking_id"], int(c.get("rejected", 0)), True)
-            for c in journal.chunks
-            if c.get("tracking_id")
-        )
+        self.tracking.extend((c.tracking_id, c.rejected, True) for c in journal.chunks)
 
     async def run(self) -> Summary:
         summary = self.summary

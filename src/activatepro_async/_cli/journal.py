@@ -1,24 +1,38 @@
 """The journal of a resumable run (``--journal FILE``).
 
-A JSON Lines file. The first line names what the journal belongs to: the
-command, the input's size and SHA-256, and the options that change what is
-sent (format, encoding, delimiter, ``--map``, ``--type``, base URL)::
+A JSON Lines file, ASCII, one compact JSON object a line. The first line names
+what the journal belongs to: the command, the input's size, line count and
+SHA-256, and the options that change what is sent (format, encoding,
+delimiter, ``--map``, ``--type``, base URL)::
 
-    {"journal": "activatepro", "version": 1, "command": "import",
-     "input": {"name": "users.csv", "size": 1234, "sha256": "..."},
-     "options": {...}}
+    {"journal":"activatepro","version":2,"command":"upsert",
+     "input":{"name":"users.csv","size":1234,"sha256":"...","lines":41},
+     "options":{...},"check":"5f0c..."}
 
 Then one line per finished window of the run: each chunk the API accepted
 (its first and last line, its user count, how many of them the API rejected,
 its tracking id), and the reject records of the rows of those chunks, and of
 rows refused locally::
 
-    {"chunks": [{"lines": [2, 1001], "users": 1000, "rejected": 3,
-                 "tracking_id": "..."}], "rejects": [{"line": 17, ...}]}
+    {"chunks":[{"lines":[2,1001],"users":1000,"rejected":3,"tracking_id":"..."}],
+     "rejects":[{"line":17,...}],"check":"9a41..."}
+
+``check`` chains every line to the one before: the first 16 hex digits of the
+SHA-256 of the previous line's ``check`` and the line's canonical JSON (sorted
+keys, without ``check``). A changed byte, a lost, repeated or moved line, or a
+line from another journal breaks the chain.
 
 A line is written, flushed and fsynced as a whole once the window's bulk run
 has finished, so a run killed at any moment leaves only whole lines, and at
-most a torn last line, which is dropped when the journal is opened again.
+most a torn last line (bytes after the last newline), which is dropped when
+the journal is opened again.
+
+The journal is read back as untrusted input: a file whose first line is not
+our header is never written to (not even repaired); every line is checked for
+its chain, its exact shape (keys, types, ranges) and what it claims (a chunk
+lies inside the input, holds no more users than lines, settles no row an
+earlier line settled). Anything that does not add up is refused with a
+:class:`JournalError` naming the line; nothing is skipped on its word.
 
 On a rerun, a row is skipped when its line lies in an accepted chunk or has a
 reject record: everything else (rows of chunks that failed, or were in flight
@@ -31,48 +45,187 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Iterable
+import stat
 from typing import IO, Any
 
-__all__ = ["Journal", "JournalError", "file_identity"]
+import attrs
 
-VERSION = 1
+__all__ = ["Chunk", "Journal", "JournalError", "file_identity"]
+
+VERSION = 2
+#: How every header this version writes begins (the torn-header test).
+_MAGIC = b'{"journal":"activatepro",'
+_START_OVER = "delete it to start over (rows already sent are sent again, which is safe)"
+_STAGES = ("read", "local", "api")
 
 
 class JournalError(Exception):
     """The journal cannot be used for this run (the message says why and what to do)."""
 
 
+@attrs.frozen
+class Chunk:
+    """A chunk an earlier run had accepted: its first and last input line, users, tracking id."""
+
+    first: int
+    last: int
+    users: int
+    rejected: int
+    tracking_id: str
+
+
 def file_identity(path: str) -> dict[str, Any]:
-    """The name, size and SHA-256 of a file, read in blocks."""
+    """The name, size, SHA-256 and line count of a file, read in blocks."""
     digest = hashlib.sha256()
-    size = 0
+    size = lines = 0
+    last = b""
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
             size += len(block)
-    return {"name": os.path.basename(path), "size": size, "sha256": digest.hexdigest()}
+            lines += block.count(b"\n")
+            last = block[-1:]
+    if size and last != b"\n":
+        lines += 1  # a last line without a line break
+    return {
+        "name": os.path.basename(path),
+        "size": size,
+        "sha256": digest.hexdigest(),
+        "lines": lines,
+    }
+
+
+def _check(previous: str, value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{previous}\n{canonical}".encode("ascii")).hexdigest()[:16]
+
+
+class _Damaged(Exception):
+    """A line of the journal is not what it claims (internal; becomes a JournalError)."""
+
+
+class _Spans:
+    """A set of input lines as sorted, disjoint, non-adjacent spans."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __contains__(self, line: int) -> bool:
+        index = bisect.bisect_right(self.starts, line) - 1
+        return index >= 0 and line <= self.ends[index]
+
+    def add(self, first: int, last: int) -> None:
+        low = bisect.bisect_left(self.ends, first - 1)
+        high = bisect.bisect_right(self.starts, last + 1)
+        if low < high:  # merge with the spans it touches
+            first = min(first, self.starts[low])
+            last = max(last, self.ends[high - 1])
+        self.starts[low:high] = [first]
+        self.ends[low:high] = [last]
+
+
+# -- the shape of a line: exact keys and types, checked before anything is used ------
+
+
+def _object(value: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Damaged(f"{what} is not a JSON object")
+    if set(value) != set(keys):
+        raise _Damaged(f"{what} does not have exactly the keys {', '.join(keys)}")
+    return value
+
+
+def _int(value: Any, what: str, low: int | None = None, high: int | None = None) -> int:
+    if type(value) is not int:  # a bool is not a count
+        raise _Damaged(f"{what} is not an integer")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _Damaged(f"{what} is {value}, outside {low} to {high}")
+    return value
+
+
+def _str(value: Any, what: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _Damaged(f"{what} is not a string")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Damaged(f"{what} is not a list")
+    return value
+
+
+def _chunk(value: Any, lines: int) -> Chunk:
+    chunk = _object(value, ("lines", "users", "rejected", "tracking_id"), "a chunk")
+    span = _list(chunk["lines"], "a chunk's lines")
+    if len(span) != 2:
+        raise _Damaged("a chunk's lines are not [first, last]")
+    first = _int(span[0], "a chunk's first line", 1, lines)
+    last = _int(span[1], "a chunk's last line", first, lines)
+    users = _int(chunk["users"], f"the users of the chunk of lines {first}-{last}", 1)
+    if users > last - first + 1:
+        raise _Damaged(f"the chunk of lines {first}-{last} claims {users} users")
+    rejected = _int(chunk["rejected"], f"the rejected of the chunk of lines {first}-{last}", 0)
+    if rejected > users:
+        raise _Damaged(f"the chunk of lines {first}-{last} claims {rejected} of {users} rejected")
+    tracking_id = _str(chunk["tracking_id"], "a chunk's tracking id")
+    if not tracking_id:
+        raise _Damaged(f"the chunk of lines {first}-{last} has no tracking id")
+    return Chunk(first, last, users, rejected, tracking_id)
+
+
+def _reject(value: Any, lines: int) -> dict[str, Any]:
+    record = _object(value, ("line", "id", "stage", "row", "errors"), "a reject")
+    line = _int(record["line"], "a reject's line", 1, lines)
+    _str(record["id"], f"the id of the reject of line {line}", optional=True)
+    if record["stage"] not in _STAGES:
+        raise _Damaged(f"the reject of line {line} has an unknown stage")
+    for error in _list(record["errors"], f"the errors of the reject of line {line}"):
+        error = _object(error, ("code", "title", "details", "pointer"), "an error of a reject")
+        _int(error["code"], f"an error code of the reject of line {line}")
+        _str(error["title"], f"an error title of the reject of line {line}")
+        _str(error["details"], f"an error's details of the reject of line {line}")
+        _str(error["pointer"], f"an error pointer of the reject of line {line}", optional=True)
+    return record
+
+
+def _header_shape(value: dict[str, Any]) -> None:
+    _object(value, ("journal", "version", "command", "input", "options"), "the header")
+    _str(value["command"], "the header's command")
+    identity = _object(value["input"], ("name", "size", "sha256", "lines"), "the header's input")
+    _str(identity["name"], "the input's name")
+    _int(identity["size"], "the input's size", 0)
+    _str(identity["sha256"], "the input's SHA-256")
+    _int(identity["lines"], "the input's line count", 0)
+    if not isinstance(value["options"], dict):
+        raise _Damaged("the header's options are not a JSON object")
 
 
 class Journal:
     """An open journal: what earlier runs did, and the file to append this run to.
 
-    >>> journal = Journal.open("run.journal", command="import", input={...}, options={...})
+    >>> journal = Journal.open("run.journal", command="upsert", input=file_identity(path),
+    ...                        options={...})
     >>> journal.is_done(17)
     """
 
-    def __init__(self, path: str, header: dict[str, Any], file: IO[str]) -> None:
+    def __init__(self, path: str, header: dict[str, Any]) -> None:
         self.path = path
         self.header = header
-        self._file = file
-        self._starts: list[int] = []
-        self._ends: list[int] = []
+        self._file: IO[bytes] | None = None
+        # The check of the last line, which the next line's check continues.
+        self._check = ""
+        self._spans = _Spans()
         #: Reject records of earlier runs, by line.
         self.rejects: dict[int, dict[str, Any]] = {}
         #: Accepted chunks of earlier runs.
-        self.chunks: list[dict[str, Any]] = []
+        self.chunks: list[Chunk] = []
         self.resumed = False
 
     # -- opening ------------------------------------------------------------------
@@ -81,7 +234,12 @@ class Journal:
     def open(
         cls, path: str, *, command: str, input: dict[str, Any], options: dict[str, Any]
     ) -> Journal:
-        """Open ``path``, creating it, or resuming it when it belongs to this run."""
+        """Open ``path``, creating it, or resuming it when it belongs to this run.
+
+        ``input`` is the input's :func:`file_identity`. Raises :class:`JournalError`,
+        and then has not written to the file, when it is not a journal, or not one
+        this run can resume.
+        """
         header = {
             "journal": "activatepro",
             "version": VERSION,
@@ -89,129 +247,221 @@ class Journal:
             "input": input,
             "options": options,
         }
+        journal = cls(path, header)
+        data = journal._read()
+        # Where the journal's whole lines end; None: a new journal, or one with no whole line.
+        keep = None if data is None else journal._load(data)
         try:
-            file = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            # "x" for a new file: one that appeared since it was read is not ours.
+            mode = "xb" if data is None else "ab"
+            journal._file = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()
         except OSError as exc:
-            raise JournalError(f"cannot open the journal {path}: {exc.strerror or exc}") from None
+            raise JournalError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
         try:
-            journal = cls(path, header, file)
-            journal._load(header)
-        except BaseException:
-            file.close()
-            raise
+            if keep is None:
+                journal._file.truncate(0)
+                journal._append(header)
+            elif data is not None and keep < len(data):
+                # A torn last line (the run was killed while writing it): drop it.
+                journal._file.truncate(keep)
+        except OSError as exc:
+            journal.close()
+            raise JournalError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
         return journal
 
-    def _load(self, header: dict[str, Any]) -> None:
-        file = self._file
-        file.seek(0)
-        text = file.read()
-        if not text.strip():
-            file.seek(0)
-            file.truncate()
-            self._append(header)
-            return
-        lines = text.split("\n")
-        complete = lines[:-1]  # after the last "\n": empty, or a torn write
-        if lines[-1].strip():
-            # A torn last line (the run was killed while writing it): drop it.
-            file.truncate(len(text.encode("utf-8")) - len(lines[-1].encode("utf-8")))
-        records = []
-        for number, line in enumerate(complete, 1):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
+    def _read(self) -> bytes | None:
+        """The journal's bytes, or None when there is no file yet."""
+        try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
                 raise JournalError(
-                    f"the journal {self.path} is damaged at line {number}: "
-                    "delete it to start over (rows already sent are sent again, which is safe)"
-                ) from None
-        first = records[0] if records else {}
-        if not isinstance(first, dict) or first.get("journal") != "activatepro":
+                    f"{self.path} is not a regular file: pass a file path to --journal"
+                )
+            with open(self.path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
             raise JournalError(
-                f"{self.path} is not an activatepro journal: pass a new file to --journal"
-            )
-        self._check_same(first, header)
+                f"cannot read the journal {self.path}: {exc.strerror or exc}"
+            ) from None
+
+    def _load(self, data: bytes) -> int | None:
+        """Check the whole journal, then take its records; where its whole lines end."""
+        keep = data.rfind(b"\n") + 1
+        if keep == 0:
+            if data.startswith(_MAGIC) or _MAGIC.startswith(data):
+                # Empty (made by touch or mktemp), or killed while writing its
+                # header: the journal holds nothing yet; start it over.
+                return None
+            raise self._not_ours()
+        lines = data[:keep].split(b"\n")[:-1]
+        self._load_header(lines[0])
+        for number, raw in enumerate(lines[1:], 2):
+            try:
+                self._take(self._parse(raw))
+            except _Damaged as exc:
+                raise self._damaged(number, str(exc)) from None
         self.resumed = True
-        for record in records[1:]:
-            for chunk in record.get("chunks", ()):
-                self.chunks.append(chunk)
-            for reject in record.get("rejects", ()):
-                self.rejects[int(reject["line"])] = reject
-        self._index(self.chunks)
-        file.seek(0, os.SEEK_END)
+        return keep
+
+    def _not_ours(self) -> JournalError:
+        return JournalError(
+            f"{self.path} is not an activatepro journal: it was left as it is; "
+            "choose another path for --journal"
+        )
+
+    def _damaged(self, number: int, why: str) -> JournalError:
+        return JournalError(
+            f"the journal {self.path} is damaged at line {number} ({why}): {_START_OVER}"
+        )
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        """One line as a JSON object whose check continues the chain."""
+        try:
+            value = json.loads(raw.removesuffix(b"\r").decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise _Damaged("not a line of JSON") from None
+        if not isinstance(value, dict):
+            raise _Damaged("not a JSON object")
+        check = value.pop("check", None)
+        try:
+            expected = _check(self._check, value)
+        except (ValueError, RecursionError):
+            raise _Damaged("not a line of JSON") from None
+        if check != expected:
+            raise _Damaged(
+                "its check does not match: it was changed, or lines were lost, repeated or moved"
+            )
+        self._check = expected
+        return value
+
+    def _load_header(self, raw: bytes) -> None:
+        try:
+            value: Any = json.loads(raw.removesuffix(b"\r").decode("utf-8"))
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict) or value.get("journal") != "activatepro":
+            if raw.startswith(_MAGIC):
+                raise self._damaged(1, "not a line of JSON")
+            raise self._not_ours()
+        version = value.get("version")
+        if version != VERSION:
+            shown = version if type(version) is int else "unknown"
+            raise JournalError(
+                f"the journal {self.path} has version {shown}, and this activatepro reads "
+                f"version {VERSION}: {_START_OVER}, or use another --journal file"
+            )
+        try:
+            header = self._parse(raw)
+            _header_shape(header)
+        except _Damaged as exc:
+            raise self._damaged(1, str(exc)) from None
+        self._check_same(header, self.header)
 
     def _check_same(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if old.get("version") != VERSION:
+        if old["command"] != new["command"]:
             raise JournalError(
-                f"the journal {self.path} has version {old.get('version')}, this command "
-                f"writes {VERSION}: start over with a new --journal file"
+                f"the journal {self.path} belongs to an {old['command'][:40]!r} run, "
+                f"not {new['command']!r}: pass another --journal file"
             )
-        if old.get("command") != new["command"]:
-            raise JournalError(
-                f"the journal {self.path} belongs to an '{old.get('command')}' run, not "
-                f"'{new['command']}': pass another --journal file"
-            )
-        old_input, new_input = old.get("input") or {}, new["input"]
-        if (old_input.get("sha256"), old_input.get("size")) != (
-            new_input["sha256"],
-            new_input["size"],
-        ):
+        old_input, new_input = old["input"], new["input"]
+        if (old_input["sha256"], old_input["size"]) != (new_input["sha256"], new_input["size"]):
             raise JournalError(
                 f"the input is not the file the journal {self.path} was written for "
-                f"({old_input.get('name')}, {old_input.get('size')} bytes): it changed, or it "
-                "is another file; resume with the original file, or start over with a new "
-                "--journal file"
+                f"({old_input['name'][:80]!r}, {old_input['size']} bytes): it "
+                "changed, or it is another file; resume with the original file, or start over "
+                "with a new --journal file"
             )
-        if old.get("options") != new["options"]:
+        old_options, new_options = old["options"], new["options"]
+        if old_options != new_options:
             changed = sorted(
-                key
-                for key in set(old.get("options") or {}) | set(new["options"])
-                if (old.get("options") or {}).get(key) != new["options"].get(key)
+                str(key)[:40]
+                for key in set(old_options) | set(new_options)
+                if old_options.get(key) != new_options.get(key)
             )
             raise JournalError(
                 f"the journal {self.path} was written with other options ({', '.join(changed)} "
                 "differ): rerun with the same options, or start over with a new --journal file"
             )
 
-    def _index(self, chunks: Iterable[dict[str, Any]]) -> None:
-        spans = sorted((int(c["lines"][0]), int(c["lines"][1])) for c in chunks)
-        merged: list[list[int]] = []
-        for start, end in spans:
-            if merged and start <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        self._starts = [m[0] for m in merged]
-        self._ends = [m[1] for m in merged]
+    def _take(self, value: dict[str, Any]) -> None:
+        """Check one window's line against the lines before it, then take it."""
+        value = _object(value, ("chunks", "rejects"), "the line")
+        lines = int(self.header["input"]["lines"])
+        chunks = sorted(
+            (_chunk(c, lines) for c in _list(value["chunks"], "the chunks")),
+            key=lambda c: c.first,
+        )
+        rejects = [_reject(r, lines) for r in _list(value["rejects"], "the rejects")]
+        # Rows are sent once: a chunk's first and last rows were not settled by
+        # an earlier line (else they had been skipped), and the chunks of one
+        # window do not overlap. Earlier chunks may lie inside a later one,
+        # whose rows went around them.
+        for chunk in chunks:
+            if self.is_done(chunk.first) or self.is_done(chunk.last):
+                raise _Damaged(
+                    f"the chunk of lines {chunk.first}-{chunk.last} overlaps rows an earlier "
+                    "line settled"
+                )
+        for before, after in itertools.pairwise(chunks):
+            if after.first <= before.last:
+                raise _Damaged(
+                    f"the chunks of lines {before.first}-{before.last} and "
+                    f"{after.first}-{after.last} overlap"
+                )
+        seen: set[int] = set()
+        for reject in rejects:
+            line = reject["line"]
+            if line in seen or self.is_done(line):
+                raise _Damaged(f"the reject of line {line} is of a row already settled")
+            seen.add(line)
+        for chunk in chunks:
+            self._spans.add(chunk.first, chunk.last)
+        self.chunks.extend(chunks)
+        self.rejects.update((reject["line"], reject) for reject in rejects)
 
     # -- using it --------------------------------------------------------------------
 
     def is_done(self, line: int) -> bool:
         """True when an earlier run settled the row at this line (accepted or rejected)."""
-        if line in self.rejects:
-            return True
-        index = bisect.bisect_right(self._starts, line) - 1
-        return index >= 0 and line <= self._ends[index]
+        return line in self.rejects or line in self._spans
 
     @property
     def accepted(self) -> int:
         """Users the API accepted in earlier runs."""
-        return sum(int(c["users"]) - int(c.get("rejected", 0)) for c in self.chunks)
+        return sum(c.users - c.rejected for c in self.chunks)
 
     @property
     def tracking_ids(self) -> list[str]:
         """The tracking ids of earlier runs' chunks."""
-        return [c["tracking_id"] for c in self.chunks if c.get("tracking_id")]
+        return [c.tracking_id for c in self.chunks]
 
     def record(self, chunks: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
-        """Append one finished window as one line, and make it durable."""
+        """Append one finished window as one line, and make it durable.
+
+        ``chunks`` are ``{"lines": [first, last], "users", "rejected", "tracking_id"}``,
+        ``rejects`` reject records (:func:`~.rejects.reject_record`).
+        """
         if chunks or rejects:
             self._append({"chunks": chunks, "rejects": rejects})
 
     def _append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._file.flush()
+        assert self._file is not None
+        # The check is over the value as a reader will parse it back.
+        value = json.loads(json.dumps(record, default=str))
+        check = value["check"] = _check(self._check, value)
+        line = json.dumps(value, separators=(",", ":"), ensure_ascii=True) + "\n"
+        # Unbuffered, so a failed write (disk full) leaves nothing behind to be
+        # flushed later: only a torn last line, which the next open drops.
+        rest = memoryview(line.encode("ascii"))
+        while rest:
+            written = self._file.write(rest)
+            rest = rest[written:]
         os.fsync(self._file.fileno())
+        self._check = check
 
     def close(self) -> None:
         """Close the file."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
