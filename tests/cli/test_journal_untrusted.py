@@ -332,3 +332,32 @@ def test_a_journal_is_ascii_with_a_check_on_every_line(
     lines = [json.loads(line) for line in content.splitlines()]
     assert lines[0]["version"] == 2
     assert all(re.fullmatch(r"[0-9a-f]{16}", line["check"]) for line in lines)
+
+
+def test_a_journal_that_is_also_the_rejects_file_is_refused(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, _, _ = make_csv(tmp_path / "u.csv", rows=20)
+    journal = tmp_path / "run.out"
+    same = str(tmp_path / "." / "run.out")
+    result = invoke("import", path, "--journal", str(journal), "--rejects", same, *OPTIONS)
+    assert_refused(result, "--journal and --rejects name the same file")
+    assert not journal.exists()
+    assert batch_requests(emulator) == 0
+
+
+def test_a_stopped_delete_run_resumes_to_every_user_deleted(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.seed(*({"id": f"d{i}", "email": f"d{i}@example.com"} for i in range(100)))
+    ids = write(tmp_path / "leavers.txt", "".join(f"d{i}\n" for i in range(100)))
+    journal = str(tmp_path / "delete.journal")
+    args = ("delete", ids, "--journal", journal, *OPTIONS)
+    first = invoke(*args, transport=FailAfter(emulator.transport(), batches=5))
+    assert first.exit_code == 2, first.output
+    assert 0 < len(emulator.users) < 100
+    second = invoke(*args)
+    assert second.exit_code == 0, second.output
+    data = summary(second)
+    assert (data["rows"], data["skipped"], data["accepted"]) == (100, 50, 100)
+    assert emulator.users == {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -356,6 +357,9 @@ def _bulk_command(
         raise UsageProblem(
             "--journal needs a file, not stdin: a rerun must read the same rows again"
         )
+    if journal is not None and rejects is not None and _same_path(journal, rejects):
+        # The rejects file is rewritten by every run: it would wipe the journal.
+        raise UsageProblem("--journal and --rejects name the same file: pass two different files")
     client = None if dry_run else _client(api_key, base_url)
     try:
         source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
@@ -404,6 +408,13 @@ def _bulk_command(
             verbose=verbose,
         )
     click.get_current_context().exit(summary.exit_code)
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _run_with_display(
