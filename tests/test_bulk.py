@@ -340,6 +340,42 @@ async def test_errors_that_name_no_user_are_kept_as_unattributed(make_client: Ma
     assert not result.ok
 
 
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        "/updated/²/email",  # str.isdigit() but not a number: int() raised out of the run
+        "/updated/" + "9" * 5000 + "/email",  # int() of > 4300 digits raises
+        "/updated/\u0661/email",  # ARABIC-INDIC ONE: int() reads 1, but RFC 6901 is ASCII
+        "/updated/\uff11/email",  # FULLWIDTH ONE
+        "/updated/01/email",  # a leading zero
+        "/updated/-1/email",
+        "/updated/-",
+        "/updated/+1",
+        "/updated/1.0",
+        "/updated/ 1/email",
+        "/updated/3/email",  # past the chunk of 3
+        "/updated/999999999999/email",
+        "/deleted/1",  # the other list
+        "updated/1/email",  # not a pointer
+        "/updated",
+        "",
+    ],
+)
+async def test_a_pointer_that_names_no_user_of_the_chunk_is_unattributed(
+    make_client: MakeClient, pointer: str
+) -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        return error_reply(400, [(4, pointer), (4, "/updated/2/email")], trackingId="t1")
+
+    api = MockAPI()
+    api.batch = reply  # type: ignore[method-assign]
+    result = await make_client(api).upsert_many(users(3), raise_on_failure=False)
+    assert [e.pointer for e in result.unattributed_errors] == [pointer]
+    assert [(r.position, r.user_id) for r in result.rejected] == [(2, "u2")]
+    assert result.accepted == 2
+    assert result.tracking_ids == ("t1",)
+
+
 async def test_a_chunk_that_fails_after_retries_is_reported_and_the_run_goes_on(
     make_client: MakeClient,
 ) -> None:

@@ -102,6 +102,9 @@ _PLAIN_TYPES = frozenset(_PLAIN)
 # `b"null" in body`, faster: re's literal search took 139 µs per 1000-user chunk
 # with orjson's encoding, the `in` operator 175 (its skip table suits JSON badly).
 _find_null = re.compile(rb"null").search
+# An RFC 6901 array index: ASCII digits, no leading zero; nine digits are more
+# than any chunk holds (and int() of thousands of digits raises).
+_POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
 # --------------------------------------------------------------------------
@@ -825,17 +828,20 @@ class _Run:
         )
 
 
-def _item_index(pointer: str | None, key: str, count: int) -> int | None:
-    """The chunk index named by ``/updated/17/email``, or None if it names no item."""
-    if not pointer:
+def _item_index(pointer: object, key: str, count: int) -> int | None:
+    """The chunk index named by ``/updated/17/email``, or None if it names no item.
+
+    Anything else (another key, ``-``, ``²``, a leading zero, an index past the
+    chunk, not a string at all) names no item: RFC 6901 indexes only.
+    """
+    if not isinstance(pointer, str):
         return None
     parts = pointer.split("/", 3)
     if len(parts) < 3 or parts[0] != "" or parts[1] != key:
         return None
-    digits = parts[2]
-    if not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+    if _POINTER_INDEX.fullmatch(parts[2]) is None:
         return None
-    index = int(digits)
+    index = int(parts[2])
     return index if index < count else None
 
 
