@@ -26,6 +26,16 @@ Top to bottom:
 
 Every task lives in one anyio task group, so the engine runs on asyncio and
 trio alike and no task outlives the call, also when it is cancelled.
+
+Each user read is in exactly one place at every moment, and moves between
+places without an ``await`` in between: the chunk being filled, an *unsettled*
+chunk (waiting for a worker or in flight), then one of the three buckets
+(accepted, rejected, a failed chunk). So whatever stops a run, and whenever,
+sweeping the unsettled places into failed chunks (:meth:`_Run.fail_unfinished`)
+accounts for every user: ``accepted + len(rejected) + failed == submitted``.
+An exception that stops a run early becomes a :class:`~.errors.BulkError`
+holding that result; a cancellation from outside goes on unchanged, and the
+result goes to the log record (``bulk_result``).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -70,6 +80,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "MAX_USER_BYTES",
+    "BulkCancelled",
     "BulkProgress",
     "BulkResult",
     "FailedChunk",
@@ -146,6 +157,15 @@ class FailedChunk:
     positions: tuple[int, ...]
     user_ids: tuple[str, ...]
     exception: Exception
+
+
+class BulkCancelled(ActivateProError):
+    """Why the unfinished chunks of a run that was cancelled from outside failed.
+
+    Never raised: the cancellation itself goes on unchanged. It is the
+    ``aborted_by`` and the chunks' ``exception`` of the result that the run
+    logs (the log record's ``bulk_result``) when it is cancelled.
+    """
 
 
 @attrs.frozen
@@ -403,8 +423,15 @@ class _Chunk:
     positions: list[int]
 
 
-def _local_error(code: ErrorCode, details: str, pointer: str | None = None) -> ApiError:
-    return ApiError(code=code, title=code.title, details=details, pointer=pointer)
+# An encoded chunk before it has an index: its body, ids and input positions.
+_Piece = tuple[bytes, list[str], list[int]]
+
+
+def _local_reject(
+    position: int, user_id: str | None, code: ErrorCode, details: str, pointer: str | None = None
+) -> RejectedUser:
+    error = ApiError(code=code, title=code.title, details=details, pointer=pointer)
+    return RejectedUser(position, user_id, (error,), local=True)
 
 
 def _describe_id(item: Any) -> str | None:
@@ -472,8 +499,10 @@ class _Run:
         self.chunks = 0
         self.chunks_done = 0
         self.retries = 0
-        # Chunks built but not finished: on an abort they are reported as failed.
-        self.pending: dict[int, _Chunk] = {}
+        # Chunks made but not settled (waiting for a worker, or in flight); a
+        # chunk is here from the moment it exists (new_chunk) until record() or
+        # fail() takes it out, so an early end can fail every one of them.
+        self.unsettled: dict[int, _Chunk] = {}
         self.aborted_by: Exception | None = None
         self.input_error: Exception | None = None
         self.scope: CancelScope | None = None
@@ -568,26 +597,41 @@ class _Run:
         details: str,
         pointer: str | None = None,
     ) -> None:
-        error = _local_error(code, details, pointer)
-        self.rejected.append(RejectedUser(position, user_id, (error,), local=True))
+        self.rejected.append(_local_reject(position, user_id, code, details, pointer))
 
     async def flush(self, send: MemoryObjectSendStream[_Chunk]) -> None:
-        if not self.wires:
-            return
-        wires, ids, positions = self.wires, self.ids, self.positions
-        self.wires, self.ids, self.positions = [], [], []
-        for chunk in self.encode_chunks(wires, ids, positions):
-            self.pending[chunk.index] = chunk
+        for chunk in self.seal():
             await send.send(chunk)
 
+    def seal(self) -> list[_Chunk]:
+        """Move the users of the chunk being filled into chunks or local rejects.
+
+        Encoding only computes; the move after it cannot raise or wait, so each
+        user is in exactly one place before, during and after it, and so also
+        while flush() hands the chunks over one by one (a cancellation or an
+        abort may land at any of those sends).
+        """
+        if not self.wires:
+            return []
+        pieces, rejects = self.encode_chunks(self.wires, self.ids, self.positions)
+        self.wires, self.ids, self.positions = [], [], []
+        self.rejected += rejects
+        return [self.new_chunk(*piece) for piece in pieces]
+
     def new_chunk(self, body: bytes, ids: list[str], positions: list[int]) -> _Chunk:
+        """A chunk of the run, unsettled until record() or fail() settles it."""
         chunk = _Chunk(self.chunks, body, ids, positions)
         self.chunks += 1
+        self.unsettled[chunk.index] = chunk
         return chunk
+
+    def settle(self, chunk: _Chunk) -> bool:
+        """Take ``chunk`` out of the unsettled ones; False if it was settled already."""
+        return self.unsettled.pop(chunk.index, None) is not None
 
     def encode_chunks(
         self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
-    ) -> list[_Chunk]:
+    ) -> tuple[list[_Piece], list[RejectedUser]]:
         # The fast path: one encoder call for the whole chunk.
         empty: list[Any] = []
         envelope = {"updated": wires, "deleted": empty}
@@ -602,7 +646,7 @@ class _Run:
             items_bytes = len(body) - len(self.head) - len(self.tail)
             if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
                 # Small enough that no single user can be over the per-user limit.
-                return [self.new_chunk(body, ids, positions)]
+                return [(body, ids, positions)], []
         # If orjson took the whole chunk (and it held no NaN), orjson takes
         # each of its users as they are, without the checks of _encode.
         return self.encode_one_by_one(wires, ids, positions, trusted=trusted)
@@ -614,11 +658,16 @@ class _Run:
         positions: list[int],
         *,
         trusted: bool = False,
-    ) -> list[_Chunk]:
+    ) -> tuple[list[_Piece], list[RejectedUser]]:
         """The slow path: encode each user, reject the bad ones, pack by size."""
         encode = _orjson.dumps if trusted and _orjson is not None else _encode
         overhead = len(self.head) + len(self.tail)
-        chunks: list[_Chunk] = []
+        chunks: list[_Piece] = []
+        rejects: list[RejectedUser] = []
+
+        def reject(position: int, uid: str, code: ErrorCode, details: str) -> None:
+            rejects.append(_local_reject(position, uid, code, details))
+
         parts: list[bytes] = []
         part_ids: list[str] = []
         part_positions: list[int] = []
@@ -627,12 +676,12 @@ class _Run:
             try:
                 part = encode(wire)
             except (ValueError, TypeError, RecursionError) as exc:
-                self.reject_local(
+                reject(
                     position, uid, ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"
                 )
                 continue
             if len(part) > MAX_USER_BYTES:
-                self.reject_local(
+                reject(
                     position,
                     uid,
                     ErrorCode.INVALID_FIELD,
@@ -641,7 +690,7 @@ class _Run:
                 )
                 continue
             if len(part) + overhead > self.max_chunk_bytes:
-                self.reject_local(
+                reject(
                     position,
                     uid,
                     ErrorCode.MAX_BATCH_SIZE,
@@ -652,7 +701,7 @@ class _Run:
             added = len(part) + (1 if parts else 0)
             if parts and size + added > self.max_chunk_bytes:
                 body = self.head + b",".join(parts) + self.tail
-                chunks.append(self.new_chunk(body, part_ids, part_positions))
+                chunks.append((body, part_ids, part_positions))
                 parts, part_ids, part_positions, size = [], [], [], overhead
                 added = len(part)
             parts.append(part)
@@ -661,10 +710,21 @@ class _Run:
             size += added
         if parts:
             body = self.head + b",".join(parts) + self.tail
-            chunks.append(self.new_chunk(body, part_ids, part_positions))
-        return chunks
+            chunks.append((body, part_ids, part_positions))
+        return chunks, rejects
 
     # -- the workers -------------------------------------------------------
+
+    async def guard(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run one task of the run; an exception it lets out stops the run.
+
+        Out of the task group it would be an ``ExceptionGroup`` without the
+        result; as ``aborted_by`` it becomes a :class:`BulkError` holding it.
+        """
+        try:
+            await task(*args)
+        except Exception as exc:
+            self.abort(exc)
 
     async def work(self, receive: MemoryObjectReceiveStream[_Chunk]) -> None:
         with receive:
@@ -678,7 +738,12 @@ class _Run:
                     await self.report(chunk, tracking_id)
 
     async def send(self, chunk: _Chunk) -> str | None:
-        """POST one chunk and record what came of it; its tracking id if accepted."""
+        """POST one chunk and record what came of it; its tracking id if accepted.
+
+        A failed request fails the chunk and the run goes on; a 401/403 also
+        stops the run. Any other exception (a bug, a transport raising what it
+        should not) goes up to :meth:`guard` and stops the run.
+        """
         epoch = [self.limiter.epoch]
 
         def on_retry(event: RetryEvent) -> None:
@@ -702,7 +767,8 @@ class _Run:
         return accepted.tracking_id
 
     def record(self, chunk: _Chunk, accepted: BatchAccepted) -> None:
-        del self.pending[chunk.index]
+        if not self.settle(chunk):
+            return
         self.chunks_done += 1
         self.tracking[chunk.index] = accepted.tracking_id
         named: dict[int, list[ApiError]] = {}
@@ -719,19 +785,20 @@ class _Run:
         self.api_rejected[chunk.index] = len(named)
         self.accepted += len(chunk.ids) - len(named)
 
-    def fail(self, chunk: _Chunk, exc: Exception) -> None:
-        if self.pending.pop(chunk.index, None) is None:
+    def fail(self, chunk: _Chunk, exc: Exception, *, log: bool = True) -> None:
+        if not self.settle(chunk):
             return
         self.chunks_done += 1
         self.failed_users += len(chunk.ids)
         self.failed.append(FailedChunk(chunk.index, tuple(chunk.positions), tuple(chunk.ids), exc))
-        logger.warning(
-            "bulk %s: chunk %d (%d users) failed: %s",
-            self.operation, chunk.index, len(chunk.ids), exc,
-        )  # fmt: skip
+        if log:
+            logger.warning(
+                "bulk %s: chunk %d (%d users) failed: %s",
+                self.operation, chunk.index, len(chunk.ids), exc,
+            )  # fmt: skip
 
     def abort(self, exc: Exception) -> None:
-        """Stop the whole run now (401/403, a failing on_progress)."""
+        """Stop the whole run now (401/403, a failing on_progress, a bug)."""
         if self.aborted_by is None:
             self.aborted_by = exc
         if self.scope is not None:
@@ -755,27 +822,41 @@ class _Run:
             chunk_positions=tuple(chunk.positions),
             chunk_tracking_id=tracking_id,
         )
-        # One call at a time, so an async callback sees the counts in order.
+        # One call at a time, so an async callback sees the counts in order. An
+        # exception from it goes up to guard(), which stops the run.
         async with self.progress_lock:
-            try:
-                outcome = self.on_progress(progress)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception as exc:
-                self.abort(exc)
+            outcome = self.on_progress(progress)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     # -- the end -----------------------------------------------------------
 
-    def fail_unfinished(self) -> None:
-        """After an abort: the chunks in flight and the users read but not sent."""
-        assert self.aborted_by is not None
-        for chunk in sorted(self.pending.values(), key=lambda c: c.index):
-            self.fail(chunk, self.aborted_by)
+    def fail_unfinished(self, exc: Exception) -> None:
+        """After an early end: fail every user read but not settled, with ``exc``.
+
+        The chunk being filled becomes a chunk too (never sent), so that its
+        users are named like the others. No line per chunk: up to
+        ``concurrency`` of them end alike, and the run's summary says so.
+        """
         if self.wires:
-            chunk = self.new_chunk(b"", self.ids, self.positions)
-            self.pending[chunk.index] = chunk
-            self.fail(chunk, self.aborted_by)
+            self.new_chunk(b"", self.ids, self.positions)
             self.wires, self.ids, self.positions = [], [], []
+        for chunk in sorted(self.unsettled.values(), key=lambda c: c.index):
+            self.fail(chunk, exc, log=False)
+
+    def cancelled(self) -> None:
+        """Log the result of a run cancelled from outside, as its record's ``bulk_result``."""
+        if self.aborted_by is None:
+            self.aborted_by = BulkCancelled(
+                f"the {self.operation} run was cancelled before these chunks were settled "
+                "(a chunk in flight may have been applied)"
+            )
+        self.fail_unfinished(self.aborted_by)
+        result = self.result()
+        logger.warning(
+            "bulk %s cancelled; so far: %s (chunks in flight may have been applied)",
+            self.operation, result.summary(), extra={"bulk_result": result},
+        )  # fmt: skip
 
     async def wait_all(
         self, concurrency: int, wait_timeout: float
@@ -790,7 +871,9 @@ class _Run:
             for index, tracking_id in todo:  # shared: each id is taken by one poller
                 try:
                     status = await self.client.wait_for_tracking(tracking_id, timeout=wait_timeout)
-                except _CHUNK_ERRORS as exc:
+                except Exception as exc:
+                    # Every user is accounted for already: an id that cannot be
+                    # followed, for whatever reason, is reported, not raised.
                     failures.append(TrackingFailure(tracking_id, exc))
                     continue
                 totals[0] += status.total
@@ -897,24 +980,25 @@ async def run_bulk(
         on_progress=on_progress,
     )
     send, receive = anyio.create_memory_object_stream[_Chunk](0)
+    polled: tuple[TrackingTotals, int, list[TrackingFailure]] | None = None
     try:
         async with anyio.create_task_group() as tg:
             run.scope = tg.cancel_scope
             with receive:
                 for _ in range(concurrency):
-                    tg.start_soon(run.work, receive.clone())
-            tg.start_soon(run.produce, items, send)
+                    tg.start_soon(run.guard, run.work, receive.clone())
+            tg.start_soon(run.guard, run.produce, items, send)
+        if wait and run.tracking and run.aborted_by is None and run.input_error is None:
+            polled = await run.wait_all(concurrency, wait_timeout)
     except BaseException:
-        # Cancelled from outside (a timeout, Ctrl-C): every task has ended; the
-        # cancellation goes on unchanged, so the counts so far go to the log.
-        logger.warning(
-            "bulk %s cancelled; so far: %s (chunks in flight may have been applied)",
-            operation, run.result().summary(),
-        )  # fmt: skip
+        # Cancelled from outside (a timeout, Ctrl-C): every task has ended. The
+        # cancellation goes on unchanged (the scope that cancelled must catch
+        # it), so the result, every unsettled user failed, goes to the log.
+        run.cancelled()
         raise
 
     if run.aborted_by is not None:
-        run.fail_unfinished()
+        run.fail_unfinished(run.aborted_by)
         result = run.result()
         raise BulkError(
             f"{operation} run stopped early: {run.aborted_by}; {result.summary()}", result=result
@@ -927,8 +1011,8 @@ async def run_bulk(
             result=result,
         ) from run.input_error
 
-    if wait and run.tracking:
-        totals, processing_errors, failures = await run.wait_all(concurrency, wait_timeout)
+    if polled is not None:
+        totals, processing_errors, failures = polled
         result = run.result(totals, processing_errors, tuple(failures))
     elif wait:
         result = run.result(TrackingTotals(), 0)
