@@ -63,6 +63,7 @@ from .errors import (
     BulkError,
     ErrorCode,
     PermissionDeniedError,
+    UnexpectedResponseError,
 )
 from .models import _PLAIN, BatchAccepted, User, user_to_wire
 
@@ -753,6 +754,7 @@ class _Run:
 
         try:
             accepted = await self.client._send_batch(chunk.body, on_retry=on_retry)
+            _check_tracking_id(accepted, chunk.index)
         except _ABORT_ERRORS as exc:
             self.fail(chunk, exc)
             self.abort(exc)
@@ -908,6 +910,22 @@ class _Run:
             processing_errors=processing_errors,
             tracking_failures=tracking_failures,
             aborted_by=self.aborted_by or self.input_error,
+        )
+
+
+def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:
+    """Refuse an acceptance whose tracking id is not a non-empty string.
+
+    Without an id the chunk's fate cannot be followed (and ``wait=True`` would
+    poll ``/users/track/``): the chunk failed, with a typed error.
+    """
+    tracking_id: object = accepted.tracking_id
+    if not isinstance(tracking_id, str) or not tracking_id:
+        raise UnexpectedResponseError(
+            f"the API accepted chunk {index} with the tracking id {tracking_id!r}, not a "
+            "non-empty string (is a proxy answering instead of the API? check base_url)",
+            status_code=400 if accepted.errors else 202,
+            body="",
         )
 
 
