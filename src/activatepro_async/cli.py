@@ -108,6 +108,13 @@ def _attributes(
     help="Larger request bodies get 413.",
 )
 @click.option(
+    "--request-log-bytes",
+    default=64 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Bytes of recent requests (bodies, paths, headers) kept for inspection; 0 keeps none.",
+)
+@click.option(
     "--fault-rate",
     default=0.0,
     show_default=True,
@@ -159,6 +166,7 @@ def serve(
     attributes: dict[str, str],
     accept_unknown_attributes: bool,
     max_body_bytes: int,
+    request_log_bytes: int,
     fault_rate: float,
     fault_kinds: str | None,
     fault_seed: int,
@@ -197,6 +205,7 @@ def serve(
             accept_unknown_attributes=accept_unknown_attributes,
             faults=faults,
             max_body_bytes=max_body_bytes,
+            request_log_bytes=request_log_bytes,
         )
     except ValueError as error:  # e.g. --attribute email=STRING, --api-key ""
         raise click.UsageError(str(error)) from None

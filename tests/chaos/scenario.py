@@ -65,7 +65,10 @@ def retry_policy(sleep: FakeSleep) -> RetryPolicy:
 
 def emulator(seed: int) -> Emulator:
     faults = Faults(rate=FAULT_RATE, kinds=FAULT_KINDS, seed=seed, retry_after=0.5, latency=0.02)
-    return Emulator(api_keys=[KEY], faults=faults, max_logged_requests=None)
+    # The audit reads every request the emulator saw: an unbounded log.
+    return Emulator(
+        api_keys=[KEY], faults=faults, max_logged_requests=None, request_log_bytes=None
+    )
 
 
 def make_users(count: int, seed: int) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ Drive it from a test instead of sleeping::
     ...                                                       # the code under test
     clock.advance(2.0)            # or: emulator.process_pending()
     assert emulator.users["42"]["firstName"] == "Ada"
-    assert emulator.requests[-1].method == "PUT"
+    assert emulator.requests[-1].method == "PUT"   # the newest, within request_log_bytes
 
 Make it misbehave::
 
@@ -36,7 +36,7 @@ Make it misbehave::
 
 from __future__ import annotations
 
-from ._app import MAX_BATCH_ITEMS, Emulator, ManualClock, RecordedRequest
+from ._app import DEFAULT_REQUEST_LOG_BYTES, MAX_BATCH_ITEMS, Emulator, ManualClock, RecordedRequest
 from ._faults import FAULT_KINDS, Faults
 from ._store import TRACKING_TTL
 from ._validate import (
@@ -49,6 +49,7 @@ from ._validate import (
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
+    "DEFAULT_REQUEST_LOG_BYTES",
     "FAULT_KINDS",
     "MAX_BATCH_ITEMS",
     "MAX_OBJECTS_PER_USER",

@@ -1,8 +1,9 @@
 """The emulator: an ASGI application over the store, and what tests inspect.
 
-One request goes: read the body (keeping at most ``max_body_bytes``), draw a
-fault, apply the writes that are due, check the key and the API version, route
-on the raw path, refuse an oversize body, validate, enqueue or read, answer.
+One request goes: check the key and read the body (keeping at most
+``max_body_bytes``, and nothing if the key is wrong), draw a fault, apply the
+writes that are due, refuse a wrong key, check the API version, route on the
+raw path, refuse an oversize body, validate, enqueue or read, answer, log.
 :meth:`Emulator._respond` does all of it for both front ends: the ASGI
 ``__call__`` (uvicorn) and the in-process transport (:mod:`._transport`).
 """
@@ -24,6 +25,7 @@ import attrs
 
 from ..errors import ErrorCode
 from . import _json
+from ._body import BoundedBody
 from ._faults import Faults
 from ._server import asgi_call, serve
 from ._store import Store
@@ -40,10 +42,19 @@ from ._validate import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MAX_BATCH_ITEMS", "Emulator", "ManualClock", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_REQUEST_LOG_BYTES",
+    "MAX_BATCH_ITEMS",
+    "Emulator",
+    "ManualClock",
+    "RecordedRequest",
+]
 
 #: The most items (``updated`` plus ``deleted``) one batch may hold.
 MAX_BATCH_ITEMS = 1000
+#: The request log's default byte budget: twice the default body limit, so
+#: the newest accepted body of any size is kept whole.
+DEFAULT_REQUEST_LOG_BYTES = 64 * 1024 * 1024
 #: The header the API reads the key from, and the one naming the version.
 AUTH_HEADER = b"x-xng-authtoken"
 VERSION_HEADER = b"x-xng-apiversion"
@@ -101,7 +112,8 @@ class RecordedRequest:
     ``headers`` are ``(lowercase name, value)`` pairs, unredacted (this is a
     test tool), though ``repr()`` never shows them. ``status`` is the status
     answered (``None`` for a dropped connection) and ``fault`` the injected
-    fault kind, if any.
+    fault kind, if any. ``body_size`` is how many body bytes arrived; ``body``
+    holds them unless they were not kept (see :attr:`body_kept`).
     """
 
     method: str
@@ -111,6 +123,17 @@ class RecordedRequest:
     status: int | None
     fault: str | None
     time: float
+    body_size: int
+
+    @property
+    def body_kept(self) -> bool:
+        """False when ``body`` is empty though a body arrived.
+
+        The emulator keeps no body of a request with a wrong key or over
+        ``max_body_bytes`` (refused whatever it holds), nor one larger than the
+        request log's whole byte budget.
+        """
+        return len(self.body) == self.body_size
 
     def header(self, name: str) -> str | None:
         """The value of a header (case-insensitive name), or ``None``."""
@@ -121,15 +144,71 @@ class RecordedRequest:
         return None
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
+        """The body parsed as JSON; ``ValueError`` if it was not kept."""
+        if not self.body_kept:
+            raise ValueError(f"the body of {self!r} was not kept: see RecordedRequest.body_kept")
         return _json.loads(self.body)
 
     def __repr__(self) -> str:
         fault = f", fault={self.fault!r}" if self.fault else ""
+        kept = "" if self.body_kept else ", not kept"
         return (
             f"RecordedRequest({self.method} {self.path} -> {self.status}, "
-            f"{len(self.body)} body bytes{fault})"
+            f"{self.body_size} body bytes{kept}{fault})"
         )
+
+    def _cost(self) -> int:
+        # What the entry holds that a request chooses the size of; the strings
+        # are latin-1, one character per byte.
+        return (
+            len(self.body)
+            + len(self.path)
+            + sum(len(name) + len(value) for name, value in self.headers)
+        )
+
+
+class _RequestLog:
+    """The newest requests, at most ``max_entries`` and ``max_bytes``; oldest go first.
+
+    An entry that alone is over ``max_bytes`` is kept without its body, if that
+    fits; ``max_bytes=0`` keeps nothing. ``None`` is no limit. Not locked: the
+    emulator's lock guards it.
+    """
+
+    __slots__ = ("_entries", "max_bytes", "max_entries", "size")
+
+    def __init__(self, max_entries: int | None, max_bytes: int | None) -> None:
+        for name, value in (("max_logged_requests", max_entries), ("request_log_bytes", max_bytes)):
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValueError(f"{name} must be an int of 0 or more, or None; got {value!r}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: deque[tuple[RecordedRequest, int]] = deque()
+        #: The bytes the kept entries hold (see ``RecordedRequest._cost``).
+        self.size = 0
+
+    def add(self, entry: RecordedRequest) -> None:
+        limit = self.max_bytes
+        cost = entry._cost()
+        if limit is not None and cost > limit:
+            if entry.body:
+                entry = attrs.evolve(entry, body=b"")
+                cost = entry._cost()
+            if cost > limit:
+                return
+        self._entries.append((entry, cost))
+        self.size += cost
+        while (limit is not None and self.size > limit) or (
+            self.max_entries is not None and len(self._entries) > self.max_entries
+        ):
+            self.size -= self._entries.popleft()[1]
+
+    def entries(self) -> list[RecordedRequest]:
+        return [entry for entry, _ in self._entries]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.size = 0
 
 
 class _Reply:
@@ -199,6 +278,11 @@ class Emulator:
         max_body_bytes: larger request bodies are refused with 413 (code 9).
         max_logged_requests: how many requests :attr:`requests` keeps (the
             newest); ``None`` keeps all.
+        request_log_bytes: how many bytes (bodies, paths and headers)
+            :attr:`requests` keeps at most; the oldest requests go first. A
+            request larger than this alone is kept without its body; ``0``
+            turns the log off; ``None`` is no limit. The body of a request with
+            a wrong key or over ``max_body_bytes`` is never kept (nor buffered).
 
     >>> emulator = Emulator()
     >>> async with AsyncClient(api_key="test-key", transport=emulator.transport()) as client:
@@ -216,6 +300,7 @@ class Emulator:
         clock: Callable[[], float] | None = None,
         max_body_bytes: int = 32 * 1024 * 1024,
         max_logged_requests: int | None = 10_000,
+        request_log_bytes: int | None = DEFAULT_REQUEST_LOG_BYTES,
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -243,7 +328,7 @@ class Emulator:
             accept_unknown=accept_unknown_attributes,
             stored_xng_id=self._store.xng_id,
         )
-        self._requests: deque[RecordedRequest] = deque(maxlen=max_logged_requests)
+        self._requests = _RequestLog(max_logged_requests, request_log_bytes)
         # The served emulator may run in another thread (under trio): one lock
         # around every touch of the state. Never held across an await.
         self._lock = threading.Lock()
@@ -318,9 +403,24 @@ class Emulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """The requests received so far, oldest first (see ``max_logged_requests``)."""
+        """The requests received so far, oldest first.
+
+        At most ``max_logged_requests`` of them in at most ``request_log_bytes``
+        (see :attr:`logged_bytes`).
+        """
         with self._lock:
-            return list(self._requests)
+            return self._requests.entries()
+
+    @property
+    def request_log_bytes(self) -> int | None:
+        """The request log's byte budget (``None``: no limit; ``0``: no log)."""
+        return self._requests.max_bytes
+
+    @property
+    def logged_bytes(self) -> int:
+        """The bytes the request log holds now: its bodies, paths and headers."""
+        with self._lock:
+            return self._requests.size
 
     @property
     def pending_count(self) -> int:
@@ -392,10 +492,13 @@ class Emulator:
         raw_path: bytes,
         query: bytes,
         headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        oversize: bool,
+        received: BoundedBody,
     ) -> _Reply:
-        """Answer one request: faults, then the API. Shared by both front ends."""
+        """Answer one request: faults, then the API. Shared by both front ends.
+
+        ``received`` is the body read by the reader :meth:`_body_reader` gave.
+        """
+        body, oversize = received.result()
         faults = self.faults
         with self._lock:
             fault = faults.next_fault() if faults is not None else None
@@ -406,13 +509,15 @@ class Emulator:
             now = self.clock()
             self._store.apply_due(now)
             if fault is None or fault == "latency" or fault == "truncate":
-                reply = self._dispatch(method, raw_path, headers, body, oversize, now)
+                reply = self._dispatch(
+                    method, raw_path, headers, body, oversize, received.authorized, now
+                )
                 if fault == "truncate":
                     reply.action = "truncate"
             else:
                 assert faults is not None
                 reply = self._fault_reply(fault, faults)
-            self._requests.append(
+            self._requests.add(
                 RecordedRequest(
                     method=method,
                     path=(raw_path + b"?" + query if query else raw_path).decode("latin-1"),
@@ -423,9 +528,25 @@ class Emulator:
                     status=None if reply.action == "drop" else reply.status,
                     fault=fault,
                     time=now,
+                    body_size=received.size,
                 )
             )
         return reply
+
+    def _body_reader(self, headers: list[tuple[bytes, bytes]]) -> BoundedBody:
+        """What reads this request's body (headers lowercase), for both front ends.
+
+        The key is checked here, once: a request with a wrong key gets 401
+        whatever its body holds, so none of it is kept, and a stranger's
+        uploads cost no memory, in the request log or while they arrive. It is
+        still read to its end, so that the 401 arrives.
+        """
+        declared = None
+        for name, value in headers:
+            if name == b"content-length":
+                declared = value.decode("latin-1")
+                break
+        return BoundedBody(self.max_body_bytes, declared, authorized=self._authorized(headers))
 
     @staticmethod
     def _fault_reply(fault: str, faults: Faults) -> _Reply:
@@ -470,9 +591,10 @@ class Emulator:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         oversize: bool,
+        authorized: bool,
         now: float,
     ) -> _Reply:
-        if not self._authorized(headers):
+        if not authorized:
             return _Reply(401)
         version = None
         for name, value in headers:

@@ -7,15 +7,19 @@ class BoundedBody:
     """Collects a body's chunks up to ``limit`` bytes; past it, keeps nothing.
 
     The body is still read to its end by the caller (and thrown away): see the
-    readers in ``_server`` and ``_transport`` for why.
+    readers in ``_server`` and ``_transport`` for why. ``size`` counts every
+    byte received, kept or not. A request whose key was refused (``authorized``
+    false) keeps nothing of its body, whatever the limit: it gets 401 whatever
+    the body holds (see ``Emulator._body_reader``).
     """
 
-    __slots__ = ("_chunks", "_limit", "_size", "oversize")
+    __slots__ = ("_chunks", "_limit", "authorized", "oversize", "size")
 
-    def __init__(self, limit: int, declared_length: str | None) -> None:
-        self._limit = limit
+    def __init__(self, limit: int, declared_length: str | None, *, authorized: bool = True) -> None:
+        self.authorized = authorized
+        self._limit = limit if authorized else 0
         self._chunks: list[bytes] = []
-        self._size = 0
+        self.size = 0
         # A declared Content-Length over the limit decides before any byte is read.
         self.oversize = (
             declared_length is not None
@@ -24,8 +28,8 @@ class BoundedBody:
         )
 
     def add(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._limit:
+        self.size += len(chunk)
+        if self.size > self._limit:
             self.oversize = True
         if not self.oversize:
             self._chunks.append(chunk)

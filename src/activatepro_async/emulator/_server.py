@@ -34,28 +34,20 @@ class _ClientGone(Exception):
     """The client disconnected before it sent its whole body."""
 
 
-async def _read_body(
-    receive: Callable[[], Any], headers: list[tuple[bytes, bytes]], limit: int
-) -> tuple[bytes, bool]:
-    """The body, or ``(b"", True)`` if it is larger than ``limit``.
+async def _read_body(receive: Callable[[], Any], body: BoundedBody) -> None:
+    """Feed the whole body to ``body``, which keeps what it may.
 
-    An oversize body is still read to its end (and thrown away): closing a
-    socket with unread data makes the kernel reset the connection, which can
-    destroy the 413 before the client reads it.
+    An oversize (or refused) body is still read to its end and thrown away:
+    closing a socket with unread data makes the kernel reset the connection,
+    which can destroy the 413 (or 401) before the client reads it.
     """
-    declared = None
-    for name, value in headers:
-        if name == b"content-length":
-            declared = value.decode("latin-1")
-            break
-    body = BoundedBody(limit, declared)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone
         body.add(message.get("body", b""))
         if not message.get("more_body", False):
-            return body.result()
+            return
 
 
 def _connection(send: Callable[..., Any]) -> asyncio.Transport | None:
@@ -98,15 +90,16 @@ async def asgi_call(
             await send({"type": "websocket.close", "code": 1003})
         return
     headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+    body = emulator._body_reader(headers)
     try:
-        body, oversize = await _read_body(receive, headers, emulator.max_body_bytes)
+        await _read_body(receive, body)
     except _ClientGone:
         return
     # The routes need the path as sent, %2F and all; the decoded "path" has lost it.
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
     raw_path = raw_path.partition(b"?")[0]
     reply = await emulator._respond(
-        scope["method"], raw_path, scope.get("query_string", b""), headers, body, oversize
+        scope["method"], raw_path, scope.get("query_string", b""), headers, body
     )
     if reply.action == "drop":
         transport = _connection(send)

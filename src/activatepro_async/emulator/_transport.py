@@ -45,11 +45,11 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request from the emulator."""
         emulator = self.emulator
-        limit = emulator.max_body_bytes
         headers = [(name.lower(), value) for name, value in request.headers.raw]
-        body, oversize = await _read_body(request, limit)
+        body = emulator._body_reader(headers)
+        await _read_body(request, body)
         raw_path, _, query = request.url.raw_path.partition(b"?")
-        reply = await emulator._respond(request.method, raw_path, query, headers, body, oversize)
+        reply = await emulator._respond(request.method, raw_path, query, headers, body)
         if reply.action == "drop":
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
@@ -67,16 +67,15 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         )
 
 
-async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
-    """The request body, or ``(b"", True)`` if it is larger than ``limit``."""
-    body = BoundedBody(limit, request.headers.get("content-length"))
+async def _read_body(request: httpx.Request, body: BoundedBody) -> None:
+    """Feed the request's whole body to ``body``, which keeps what it may."""
     try:
         content = request.content  # already in memory for content=/json= requests
     except httpx.RequestNotRead:
         pass
     else:
         body.add(content)
-        return body.result()
+        return
     stream = request.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     # Read to the end even past the limit (keeping nothing): leaving the
@@ -86,4 +85,3 @@ async def _read_body(request: httpx.Request, limit: int) -> tuple[bytes, bool]:
             body.add(chunk)
     finally:
         await stream.aclose()
-    return body.result()
