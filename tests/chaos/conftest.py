@@ -1,7 +1,8 @@
 """The chaos suite's settings (size, seed) and its one-line reports.
 
 ``ACTIVATEPRO_CHAOS_USERS`` sets how many users a run sends (the CI size by
-default), ``ACTIVATEPRO_CHAOS_SEED`` replays a run (random by default). Each
+default; the ``delete_many`` and ``wait=True`` runs send a quarter of it),
+``ACTIVATEPRO_CHAOS_SEED`` replays a run (random by default). Each
 run's figures are printed in pytest's terminal summary, with or without ``-s``.
 """
 
@@ -14,7 +15,7 @@ import pytest
 
 from .scenario import ChaosSettings
 
-#: The issue's size, also the CI size: the three runs take about 30 s on two cores.
+#: The issue's size, also the CI size: the six runs take about a minute on two cores.
 DEFAULT_USERS = 200_000
 
 _REPORTS: list[str] = []
