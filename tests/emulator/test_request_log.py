@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from activatepro_async.cli import main
-from activatepro_async.emulator import DEFAULT_REQUEST_LOG_BYTES, Emulator
+from activatepro_async.emulator import DEFAULT_REQUEST_LOG_BYTES, Emulator, Faults
 
 from .wire import HEADERS, user
 
@@ -34,18 +34,26 @@ def kept_body_bytes(emulator: Emulator) -> int:
 
 
 @pytest.mark.anyio
-async def test_served_uploads_with_a_wrong_key_leave_no_body_in_the_log() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_served_uploads_with_a_wrong_key_leave_no_body_in_the_log(chunked: bool) -> None:
     emulator = Emulator()
-    body = b"x" * (4 * MiB)
+    size = 4 * MiB
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            yield b"x" * (size // 64)
+
     async with emulator.serve() as base_url, httpx.AsyncClient(headers=WRONG_KEY) as http:
         for _ in range(5):
+            body = chunks() if chunked else b"x" * size
             response = await http.post(f"{base_url}/users/batch", content=body)
             assert response.status_code == 401
     assert kept_body_bytes(emulator) == 0
     assert emulator.logged_bytes < 5 * 1024, "paths and headers only"
+    assert len(emulator.requests) == 5
     for request in emulator.requests:
         assert (request.method, request.path, request.status) == ("POST", "/users/batch", 401)
-        assert request.body_size == len(body)
+        assert request.body_size == size
         assert not request.body_kept
         assert "not kept" in repr(request)
         with pytest.raises(ValueError, match="not kept"):
@@ -72,6 +80,20 @@ async def test_a_body_with_a_wrong_key_is_never_buffered() -> None:
     assert response.status_code == 401
     assert peak < 4 * MiB, f"{peak:,} bytes traced while a refused body arrived"
     assert emulator.requests[0].body_size == 320 * chunk
+
+
+@pytest.mark.anyio
+async def test_a_wrong_key_body_is_not_kept_whatever_fault_answers_it() -> None:
+    emulator = Emulator(faults=Faults(schedule=["503", "truncate"]))
+    async with in_process(emulator, WRONG_KEY) as http:
+        assert (await http.put("/users", json=user())).status_code == 503
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.put("/users", json=user())  # handled (401), then cut
+    assert [(r.status, r.fault, r.body) for r in emulator.requests] == [
+        (503, "503", b""),
+        (401, "truncate", b""),
+    ]
+    assert not any(r.body_kept for r in emulator.requests)
 
 
 @pytest.mark.anyio
