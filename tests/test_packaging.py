@@ -1,9 +1,10 @@
 """The wheel, installed into a fresh virtual environment, works on its own.
 
-A missing module, package data (py.typed) or entry point fails here rather
-than on a user's machine. The venv sees the machine's packages for the
-dependencies (so nothing is downloaded), but the SDK itself comes from the
-wheel.
+A missing module, package data (py.typed), entry point or dependency fails here
+rather than on a user's machine. The venv sees nothing of the interpreter that
+runs the suite (a venv, a bare interpreter, a ``--system-site-packages`` venv):
+the SDK comes from the wheel and its dependencies from the package index, as
+``pip install activatepro-async`` gets them (pip's cache makes a rerun fast).
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 SMOKE = """
-import importlib.metadata as md, pathlib, sys
+import importlib.metadata as md, pathlib, re, sys
 import anyio
 import activatepro_async
 from activatepro_async import AsyncClient, User
 from activatepro_async.emulator import Emulator
 
+prefix = pathlib.Path(sys.prefix).resolve()
 where = pathlib.Path(activatepro_async.__file__).resolve()
-assert pathlib.Path(sys.prefix).resolve() in where.parents, where
+assert prefix in where.parents, where
+# Every dependency was installed with the wheel, none is borrowed from elsewhere.
+requires = md.requires("activatepro-async") or []
+dependencies = [re.match(r"[\\w.-]+", r)[0] for r in requires if "extra ==" not in r]
+assert dependencies, requires
+for name in dependencies:
+    home = pathlib.Path(md.distribution(name).locate_file("")).resolve()
+    assert home == prefix or prefix in home.parents, (name, home)
 assert (where.parent / "py.typed").exists()
 plugins = {ep.name: ep.value for ep in md.entry_points(group="pytest11")}
 assert plugins.get("activatepro") == "activatepro_async.pytest_plugin", plugins
@@ -72,31 +81,29 @@ def test_the_sdist_holds_what_a_rebuild_needs(dist: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, dist: Path) -> None:
+def test_the_wheel_installs_with_its_dependencies_and_runs_in_a_fresh_venv(
+    tmp_path: Path, dist: Path
+) -> None:
     (wheel,) = dist.glob("activatepro_async-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "activatepro_async/py.typed" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "-q",
-            "--no-deps",
-            str(wheel),
-        ],
-        check=True,
+    # Made from the base interpreter (also when the suite runs in a venv), with
+    # its own pip: nothing of the suite's interpreter is seen or used.
+    venv.EnvBuilder(system_site_packages=False, with_pip=True).create(env_dir)
+    bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    python = bin_dir / ("python.exe" if os.name == "nt" else "python")
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        capture_output=True,
+        text=True,
         timeout=300,
+        env=clean_env,
     )
-    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    assert install.returncode == 0, f"pip install of the wheel failed:\n{install.stderr}"
     result = subprocess.run(
         [str(python), "-c", SMOKE],
         capture_output=True,
@@ -107,5 +114,4 @@ def test_the_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, dist: Path)
     )
     assert result.returncode == 0, result.stderr
     assert "smoke ok" in result.stdout
-    cli = env_dir / "bin" / "activatepro"
-    assert cli.exists()
+    assert (bin_dir / ("activatepro.exe" if os.name == "nt" else "activatepro")).exists()
