@@ -35,6 +35,10 @@ The API key travels to executors as a Spark broadcast of an object whose repr
 is ``'***'``, destroyed when the job ends: never a literal in a column, a plan
 or a pickled closure. Without ``api_key=`` (and without ``ACTIVATEPRO_API_KEY``
 on the driver) each executor reads its own ``ACTIVATEPRO_API_KEY``.
+
+The workers' Python (``spark.pyspark.python`` with spark-submit, else
+``PYSPARK_PYTHON``, else ``python3`` on the ``PATH``) needs the SDK installed;
+when it cannot import it, the job raises :class:`ConfigurationError` saying so.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
@@ -61,12 +66,12 @@ from .._retry import RetryPolicy
 from ..bulk import DEFAULT_MAX_CHUNK_BYTES, BulkResult, Operation
 from ..client import API_KEY_ENV, MAX_BATCH_ITEMS, AsyncClient, _check_api_key, _check_base_url
 from ..client import _Secret as _Secret
-from ..errors import ActivateProError, APIStatusError, BulkError
+from ..errors import ActivateProError, APIStatusError, BulkError, ConfigurationError
 
 INSTALL_HINT = "pip install 'activatepro-async[spark]'"
 
 try:
-    from pyspark import TaskContext
+    from pyspark import TaskContext, cloudpickle
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environment
@@ -752,23 +757,63 @@ def _partition_function(
 ) -> Callable[[int, Iterable[Row]], Iterator[tuple[Any, ...]]]:
     """The function Spark runs on each partition.
 
-    Its closure holds ``job`` (no secret) and the broadcast *handle* of the key,
+    Spark ships it by value, and it refers to nothing of this package: the job
+    travels as pickled bytes, loaded once the SDK is imported. So a worker
+    whose Python lacks the SDK runs it and says so in a line that
+    :func:`_run_job` turns into a ``ConfigurationError`` on the driver, instead
+    of dying in Spark's unpickling with a bare ``ModuleNotFoundError``. The
+    closure holds ``job`` (no secret) and the broadcast *handle* of the key,
     which pickles as the broadcast's id only.
     """
+    # cloudpickle, as Spark's own: a RetryPolicy may hold a lambda.
+    state: bytes = cloudpickle.dumps(job)  # type: ignore[no-untyped-call]
+    # Locals, not module globals, so that nothing in the closure needs this module.
+    missing = _NO_SDK_ON_WORKERS
+    hint = INSTALL_HINT
 
     def run(partition: int, rows: Iterable[Row]) -> Iterator[tuple[Any, ...]]:
-        started = time.perf_counter()
-        api_key = None if secret is None else secret.value.get()
+        import pickle
+        import sys
+
         try:
-            worker, reused = _worker_client(job.client, api_key)
-        except ActivateProError as exc:  # e.g. no ACTIVATEPRO_API_KEY on this executor
-            nothing = BulkResult(job.operation, submitted=0, accepted=0, aborted_by=exc)
-            yield from _records(partition, nothing, time.perf_counter() - started, False)
-            return
-        result = worker.portal.call(_run_partition, worker.client, job, rows)
-        yield from _records(partition, result, time.perf_counter() - started, reused)
+            from activatepro_async.integrations import spark as sdk
+        except ImportError as exc:  # the SDK, or one of its dependencies
+            raise ModuleNotFoundError(
+                f"{missing}: {sys.executable} says {exc}. Point the workers at a Python "
+                "that has the SDK (spark.pyspark.python, or PYSPARK_PYTHON before the "
+                f"session is built), or install it into that one: {hint}",
+                name=exc.name,
+            ) from None
+        return sdk._run_task(pickle.loads(state), secret, partition, rows)  # noqa: S301
 
     return run
+
+
+def _run_task(
+    job: _Job, secret: Broadcast[_Secret] | None, partition: int, rows: Iterable[Row]
+) -> Iterator[tuple[Any, ...]]:
+    """The task of one partition, on the executor: its records (see :func:`_records`)."""
+    started = time.perf_counter()
+    api_key = None if secret is None else secret.value.get()
+    try:
+        worker, reused = _worker_client(job.client, api_key)
+    except ActivateProError as exc:  # e.g. no ACTIVATEPRO_API_KEY on this executor
+        nothing = BulkResult(job.operation, submitted=0, accepted=0, aborted_by=exc)
+        yield from _records(partition, nothing, time.perf_counter() - started, False)
+        return
+    result = worker.portal.call(_run_partition, worker.client, job, rows)
+    yield from _records(partition, result, time.perf_counter() - started, reused)
+
+
+# What a worker that cannot import the SDK says; the driver finds it in Spark's error.
+_NO_SDK_ON_WORKERS = "Spark's Python workers cannot import activatepro_async"
+_NO_SDK_LINE = re.compile(rf"ModuleNotFoundError: ({re.escape(_NO_SDK_ON_WORKERS)}[^\r\n]*)")
+
+
+def _workers_without_sdk(exc: Exception) -> ConfigurationError | None:
+    """The error to raise for a job whose workers could not import the SDK, else ``None``."""
+    found = _NO_SDK_LINE.search(str(exc))
+    return None if found is None else ConfigurationError(found.group(1))
 
 
 # --------------------------------------------------------------------------
@@ -855,6 +900,13 @@ def _run_job(
         # checkpoint): the totals and the rejects are both read from it, so
         # reading the rejects later sends nothing again and needs no key.
         kept = spark.createDataFrame(output, _OUTPUT_SCHEMA).localCheckpoint(eager=True)
+    except Exception as exc:
+        # Spark's error holds the workers' traceback, a few pages of JVM and
+        # Python frames; when it is the missing SDK, one line says what to do.
+        error = _workers_without_sdk(exc)
+        if error is None:
+            raise
+        raise error from None
     finally:
         # None removes the property again (a Java null).
         sc.setLocalProperty(_JOB_DESCRIPTION, previous)  # type: ignore[arg-type]
@@ -933,6 +985,8 @@ def upsert_dataframe(
 
     Returns a :class:`SparkBulkResult`; a task that stops early (a 401, no key
     on an executor) raises :class:`SparkBulkError` whatever ``raise_on_failure``.
+    Workers whose Python cannot import the SDK raise :class:`ConfigurationError`
+    naming that Python: set ``spark.pyspark.python`` (or ``PYSPARK_PYTHON``).
     """
     _check_classic(df)
     selects, plan = _plan_upsert(df, mapping)
