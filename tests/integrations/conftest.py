@@ -45,21 +45,25 @@ def spark() -> Iterator[SparkSession]:
 
     # Spark binds to this machine's address otherwise (and says so on stderr).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    session = (
-        SparkSession.builder.master("local[2,2]")
-        .appName("activatepro-async tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "4")
-        # The executors' Python is this one, with this checkout installed.
-        .config("spark.pyspark.python", sys.executable)
-        .config("spark.pyspark.driver.python", sys.executable)
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        # The workers' Python is this one, with this checkout installed; else
+        # PySpark starts "python3" from PATH, which lacks the SDK when the suite
+        # runs as venv/bin/python without the venv activated (IDEs, cron).
+        # PySpark reads PYSPARK_PYTHON when the session starts; the config
+        # spark.pyspark.python takes effect only through spark-submit.
+        patch.setenv("PYSPARK_PYTHON", sys.executable)
+        session = (
+            SparkSession.builder.master("local[2,2]")
+            .appName("activatepro-async tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.sql.shuffle.partitions", "4")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            session.stop()
