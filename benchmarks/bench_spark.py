@@ -86,12 +86,14 @@ def local_spark(master: str) -> Iterator[SparkSession]:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The workers run this Python (PySpark reads PYSPARK_PYTHON when the session
+    # starts; the builder's spark.pyspark.python does nothing outside spark-submit).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
         SparkSession.builder.master(master)
         .appName("bench_spark")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.pyspark.python", sys.executable)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
