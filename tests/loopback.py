@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from activatepro_async._transport import fast_transport_available
+from activatepro_async import AsyncClient
+from activatepro_async._transport import AutoTransport, fast_transport_available
 
 #: The transports ``AsyncClient`` can pick when given none: parametrize over these.
 TRANSPORTS = ("aiohttp", "httpx")
@@ -29,6 +30,13 @@ def use_transport(kind: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
     else:
         # As if the [fast] extra were not installed: its import fails.
         monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+
+
+def assert_picked(client: AsyncClient, kind: str) -> None:
+    """``client`` sends through the transport ``kind`` (after its first request)."""
+    picked = client._http._transport
+    assert isinstance(picked, AutoTransport)
+    assert picked._use_aiohttp == (kind == "aiohttp")
 
 
 def closed_port_url() -> str:
@@ -55,7 +63,8 @@ CUT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500
 
 class LoopbackServer:
     """Answers each request on 127.0.0.1 by ``mode``: "ok" (with ``answer``), "drop",
-    "cut" or "hang".
+    "cut" or "hang"; or, made with "stall", reads nothing at all, with a receive
+    buffer so small that the client's write of a large request blocks.
 
     It keeps the head of every request as it came off the socket (``heads``), and
     counts the connections it accepted and the ones whose client closed them.
@@ -70,7 +79,11 @@ class LoopbackServer:
         self.requests = 0
         self.a_client_closed = threading.Event()
         self._counted = threading.Condition()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.socket()
+        if mode == "stall":  # set before listen(): the accepted sockets inherit it
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
         self._listener.settimeout(0.1)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._stop = threading.Event()
@@ -91,6 +104,9 @@ class LoopbackServer:
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
         with conn:
+            if self.mode == "stall":
+                self._stop.wait()
+                return
             buffer = b""
             while not self._stop.is_set():
                 try:

@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activatepro_async import AsyncClient, Client, RetryPolicy
-from activatepro_async._transport import AutoTransport
 
 from .helpers import API_KEY, Recorder
-from .loopback import TRANSPORTS, LoopbackServer, http_response, use_transport
+from .loopback import TRANSPORTS, LoopbackServer, assert_picked, http_response, use_transport
 
 USER = {"id": "x", "email": "x@example.com"}
 TRACKING = {"stage": "PENDING", "total": 1, "success": 0, "error": 0}
@@ -112,9 +111,7 @@ async def test_the_server_sees_exactly_the_path_the_sdk_built(
             await client.delete_user(value)
             await client.get_user_by_email(value, value)
             await client.get_tracking(value)
-            picked = client._http._transport
-            assert isinstance(picked, AutoTransport)
-            assert (picked._aiohttp is not None) == (transport == "aiohttp")
+            assert_picked(client, transport)
     assert server.request_lines == [
         f"GET /users/{segment} HTTP/1.1".encode(),
         f"DELETE /users/{segment} HTTP/1.1".encode(),

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import traceback
 
+import anyio
 import httpx
 import pytest
 
-from activatepro_async import AsyncClient, ConfigurationError, RetryPolicy
+from activatepro_async import (
+    APIConnectionError,
+    AsyncClient,
+    Client,
+    ConfigurationError,
+    RetryPolicy,
+)
 
 from .helpers import FakeTime, Recorder
+from .loopback import TRANSPORTS, LoopbackServer, assert_picked, closed_port_url, use_transport
 
 SECRET = "sk-live-5f3c9a7e1b2d4c6e8f0a"
 
@@ -60,3 +68,126 @@ async def test_a_failing_run_never_prints_the_key(
     assert SECRET not in caplog.text
     stack = traceback.TracebackException.from_exception(error, capture_locals=True)
     assert SECRET not in "".join(stack.format())
+
+
+# -- on every transport the SDK can pick, against real sockets ------------------------------
+
+KEY = "sekret-KEY-123"
+USER = {"id": "1", "email": "ada@example.com"}
+
+
+def everything_shown(exc: BaseException) -> str:
+    """All a crash reporter could show of ``exc`` and the exceptions chained to it.
+
+    Each exception of the chain (``__cause__`` and ``__context__``, suppressed
+    or not, and the members of groups) is rendered with the locals of every
+    frame of its traceback, as Sentry or ``pytest --showlocals`` do, next to
+    its ``repr``, ``str`` and attributes.
+    """
+    shown: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        stack = traceback.TracebackException.from_exception(error, capture_locals=True)
+        shown += ["".join(stack.format()), repr(error), str(error), repr(vars(error))]
+        todo += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
+    return "\n".join(shown)
+
+
+@pytest.fixture
+def sdk_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    for name in (None, "httpx", "httpcore", "aiohttp", "activatepro_async"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    return caplog
+
+
+#: The server's side of each failure: a LoopbackServer mode and answer.
+FAILURES = {
+    "refused": ("ok", b""),  # nothing listens: the client is sent elsewhere
+    "drop": ("drop", b""),
+    "cut": ("cut", b""),
+    "not http": ("ok", b"NOT HTTP AT ALL\r\n\r\n"),
+    "timeout": ("hang", b""),
+    # The request's head is still being written when the time is up (below).
+    "stall": ("stall", b""),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failure", list(FAILURES))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_no_failure_shows_the_key_on_any_transport(
+    transport: str,
+    failure: str,
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sdk_logs: pytest.LogCaptureFixture,
+    fake_time: FakeTime,
+) -> None:
+    use_transport(transport, anyio_backend, monkeypatch)
+    retry = RetryPolicy(max_retries=1, sleep=fake_time.sleep, clock=fake_time.clock)
+    mode, answer = FAILURES[failure]
+    with LoopbackServer(mode, answer) as server:
+        url = closed_port_url() if failure == "refused" else server.url
+        async with AsyncClient(KEY, base_url=url, retry=retry, timeout=0.2) as client:
+            assert_picked(client, transport)
+            errors: list[BaseException] = []
+            for call in (
+                lambda: client.get_user("42"),
+                # A head larger than the socket buffers: on a stalled server, the
+                # write of the head (and the key in it) is what times out.
+                lambda: client.get_user("x" * 60_000),
+                lambda: client.upsert_user(USER),
+                lambda: client.batch([USER], ["2"]),
+            ):
+                with pytest.raises(APIConnectionError) as caught:
+                    await call()
+                errors.append(caught.value)
+            result = await client.upsert_many([USER], raise_on_failure=False)
+        if failure not in ("refused", "stall"):
+            assert server.heads, "the requests reached the server"
+            assert all(KEY.encode() in head for head in server.heads), "the key was sent"
+        if failure == "stall":
+            assert server.accepted, "the requests reached the server"
+    assert fake_time.sleeps, "each call was retried"
+    assert result.failed == 1
+    errors.append(result.failed_chunks[0].exception)
+    for error in errors:
+        assert KEY not in everything_shown(error)
+    assert KEY not in repr(result)
+    assert "retrying" in sdk_logs.text
+    assert KEY not in sdk_logs.text
+
+
+def test_the_sync_client_shows_no_key_when_it_cannot_connect(
+    sdk_logs: pytest.LogCaptureFixture,
+) -> None:
+    # The sync facade runs on asyncio: aiohttp with the [fast] extra.
+    with (
+        Client(KEY, base_url=closed_port_url(), max_retries=0) as client,
+        pytest.raises(APIConnectionError) as caught,
+    ):
+        client.get_user("42")
+    assert KEY not in everything_shown(caught.value)
+    assert KEY not in sdk_logs.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_call_cancelled_while_sending_leaves_no_key_in_its_frames(
+    transport: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The caller's own deadline: the cancellation goes up through the transport's
+    # frames while they write the head, and is the context of the TimeoutError.
+    use_transport(transport, anyio_backend, monkeypatch)
+    with LoopbackServer("stall") as server:
+        async with AsyncClient(KEY, base_url=server.url, max_retries=0) as client:
+            with pytest.raises(TimeoutError) as caught, anyio.fail_after(0.3):
+                await client.get_user("x" * 60_000)
+            assert_picked(client, transport)
+    assert caught.value.__context__ is not None, "the cancellation is chained"
+    assert KEY not in everything_shown(caught.value)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -239,6 +240,26 @@ def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIC
     return APIConnectionError(
         f"{method} {path} got no complete response ({kind}: {detail})", method=method, path=path
     )
+
+
+def _forget_locals(exc: BaseException) -> None:
+    """Clear the locals of the frames that ``exc``, and all it chains, came up through.
+
+    Below the SDK, the transport's frames hold the request headers, and so the
+    key, in their locals (aiohttp's ``headers``, h11's ``Request`` event); crash
+    reporters, ``pytest --showlocals`` and ``TracebackException(capture_locals=True)``
+    show every local of every frame. The frames stay, with their files and lines.
+    Those are finished frames; ``clear_frames`` skips one still running (ours).
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        todo += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
 
 
 def _closed_error(method: str, path: str) -> APIConnectionError:
@@ -593,6 +614,10 @@ class AsyncClient:
             try:
                 response = await self._send_once(method, url, content, headers)
             except httpx.TransportError as exc:
+                # The cause kept is the httpx error alone: what it was raised from may
+                # hold the request (aiohttp's ClientResponseError keeps the headers, and
+                # so the key, in its request_info).
+                exc.__cause__ = exc.__context__ = None
                 error: Exception = _connection_error(exc, method, path)
                 logger.debug(
                     "%s %s -> %s (attempt %d, %.1f ms)",
@@ -645,9 +670,12 @@ class AsyncClient:
                 return await self._http.request(
                     method, url, content=content, headers=headers, timeout=self._timeout
                 )
-        except TimeoutError as exc:
-            message = f"no complete response within {self._try_deadline:g} s"
-            raise httpx.TimeoutException(message) from exc
+        except BaseException as exc:  # cancellations too: they are rendered with locals alike
+            _forget_locals(exc)
+            if isinstance(exc, TimeoutError):
+                message = f"no complete response within {self._try_deadline:g} s"
+                raise httpx.TimeoutException(message) from exc
+            raise
 
     def _next_wait(
         self, waits: Any, retry_after: float | None, attempt: int, started: float

@@ -125,7 +125,9 @@ class ConfigurationError(ActivateProError, ValueError):
 class APIConnectionError(ActivateProError):
     """No complete response came back: connection refused or dropped, a body cut short.
 
-    Raised after the retries ran out; ``__cause__`` holds the httpx exception.
+    Raised after the retries ran out; ``__cause__`` holds the httpx exception
+    (alone: what it was raised from, and the locals of the frames it came through,
+    are dropped, since they hold the request headers and so the API key).
     """
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
