@@ -55,13 +55,15 @@ if TYPE_CHECKING:
 
     from .bulk import BulkProgress, BulkResult
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "AsyncClient"]
+__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient"]
 
 logger = logging.getLogger("activatepro_async")
 
 DEFAULT_BASE_URL = "https://api.crossengage.io"
 #: The API takes at most this many items (``updated`` + ``deleted``) per batch.
 MAX_BATCH_ITEMS = 1000
+#: The longest URL a request may have, percent-encoded: httpx's own limit.
+MAX_URL_LENGTH = 65_536
 API_KEY_ENV = "ACTIVATEPRO_API_KEY"
 BASE_URL_ENV = "ACTIVATEPRO_BASE_URL"
 
@@ -109,16 +111,42 @@ def _check_api_key(api_key: str | None) -> str:
 
 
 def _check_base_url(base_url: str | None) -> str:
+    """``base_url`` without its trailing ``/``, once sure every request can be built on it.
+
+    Whatever is wrong is a :class:`ConfigurationError` here, not an httpx error
+    from the first call.
+    """
     if base_url is None:
         base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    parts = urlsplit(base_url)
+    where = f"(pass base_url= or set {BASE_URL_ENV})"
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__} {where}")
+    # A URL with "@" may hold a password: the messages do not repeat it.
+    shown = "(not shown: it may hold a password)" if "@" in base_url else repr(base_url)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+        # What every request builds, to the letter (an IPv4 address out of range...).
+        httpx.URL(base_url.rstrip("/") + "/users/x")
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ConfigurationError(f"base_url {shown} is not a valid URL: {exc} {where}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
-            f"base_url must be an http:// or https:// URL, got {base_url!r} "
-            f"(pass base_url= or set {BASE_URL_ENV})"
+            f"base_url must be an http:// or https:// URL, got {shown} {where}"
         )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"base_url may not have a query or fragment: {base_url!r}")
+    problem = None
+    if parts.username is not None or parts.password is not None:
+        problem = "may not hold a user name or password (the API key is the credential)"
+    elif not parts.hostname:
+        problem = "has no host"
+    elif any(char.isspace() or not char.isprintable() for char in base_url):
+        problem = "may not hold spaces or line breaks"
+    elif parts.query or parts.fragment:
+        problem = "may not have a query or fragment"
+    if problem is not None:
+        raise ConfigurationError(f"base_url {shown} {problem} {where}")
     return base_url.rstrip("/")
 
 
@@ -228,7 +256,7 @@ def _status_error(
     )
 
 
-def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:
+def _connection_error(exc: httpx.RequestError, method: str, path: str) -> APIConnectionError:
     kind = type(exc).__name__
     detail = str(exc) or kind
     if isinstance(exc, httpx.TimeoutException):
@@ -602,6 +630,12 @@ class AsyncClient:
         """Send one request, retrying as the policy says; raise the mapped error."""
         policy = self.retry
         url = self.base_url + path
+        if len(url) > MAX_URL_LENGTH:
+            raise ValueError(
+                f"{method} {path[:60]}... would be a URL of {len(url):,} characters once "
+                f"percent-encoded, over the limit of {MAX_URL_LENGTH:,}: no user id, email, "
+                "business unit or tracking id is that long, check the value passed"
+            )
         headers = self._headers if content is None else self._json_headers
         started = policy.clock()
         waits = policy.waits()
@@ -613,7 +647,13 @@ class AsyncClient:
             retry_after: float | None = None
             try:
                 response = await self._send_once(method, url, content, headers)
-            except httpx.TransportError as exc:
+            except httpx.InvalidURL as exc:
+                # The base URL was checked when the client was made, the path is
+                # encoded and its length checked: this is a bug, said as a setting.
+                raise ConfigurationError(
+                    f"cannot build the URL of {method} {path[:60]} on {self.base_url!r}: {exc}"
+                ) from None
+            except httpx.RequestError as exc:
                 # The cause kept is the httpx error alone: what it was raised from may
                 # hold the request (aiohttp's ClientResponseError keeps the headers, and
                 # so the key, in its request_info).
@@ -645,7 +685,7 @@ class AsyncClient:
 
             wait = self._next_wait(waits, retry_after, attempt, started)
             if wait is None:
-                if isinstance(cause, httpx.TransportError):
+                if isinstance(cause, httpx.RequestError):
                     raise error from cause
                 raise error
             event = RetryEvent(method, path, attempt, wait, status, None if status else cause)

@@ -21,6 +21,10 @@ Every :class:`APIStatusError` carries the HTTP ``status_code``, the raw response
 text as ``body`` (whatever it was: JSON, HTML from a proxy, empty) and the parsed
 ``errors`` (a list of :class:`ApiError`, empty when the body held none).
 
+Besides these, a call raises only ``ValueError`` or ``TypeError``, for an
+argument refused before anything is sent (an empty id, a batch over 1000 items,
+an id so long that its URL would pass ``client.MAX_URL_LENGTH`` characters).
+
 The API key never appears in any of these messages.
 """
 
