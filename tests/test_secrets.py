@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 
 import anyio
 import httpx
@@ -14,7 +15,9 @@ from activatepro_async import (
     AsyncClient,
     Client,
     ConfigurationError,
+    ErrorCode,
     RetryPolicy,
+    ValidationError,
 )
 
 from .helpers import FakeTime, Recorder
@@ -191,3 +194,89 @@ async def test_a_call_cancelled_while_sending_leaves_no_key_in_its_frames(
             assert_picked(client, transport)
     assert caught.value.__context__ is not None, "the cancellation is chained"
     assert KEY not in everything_shown(caught.value)
+
+
+# -- redaction is for what people see, never for what the SDK reads ------------------------
+
+TRACKING_ID = "fb84780b-2f03-4fd7-a4bc-4ae7f17b85eb"
+#: The reference's partial 400: the user at index 1 has a bad email.
+PARTIAL_400 = {
+    "trackingId": TRACKING_ID,
+    "errors": [
+        {
+            "code": "4",
+            "title": "Invalid Email Format",
+            "details": "Invalid email format: 'broken'",
+            "info": "https://docs.crossengage.io/errors#4",
+            "source": {"pointer": "/updated/1/email"},
+        }
+    ],
+}
+USERS = [
+    {"id": "u0", "email": "a@example.com"},
+    {"id": "u1", "email": "broken"},
+    {"id": "u2", "email": "c@example.com"},
+]
+#: Short test keys whose text occurs in the body: in "trackingId", "id", "code", "4", "1"...
+SHORT_KEYS = ["k", "1", "e", "id", "4", "a", "/", '"', "u", "updated"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", SHORT_KEYS)
+async def test_a_partial_400_reads_the_same_whatever_the_key(
+    key: str, make_client: Callable[..., AsyncClient]
+) -> None:
+    recorder = Recorder(httpx.Response(400, json=PARTIAL_400))
+    async with make_client(recorder, api_key=key) as client:
+        accepted = await client.batch(USERS)
+        result = await client.upsert_many(USERS, raise_on_failure=False)
+    assert accepted.tracking_id == TRACKING_ID
+    (error,) = accepted.errors
+    assert (error.code, error.pointer) == (ErrorCode.INVALID_EMAIL, "/updated/1/email")
+    assert result.accepted == 2, "u0 and u2 were taken"
+    assert [(r.position, r.user_id) for r in result.rejected] == [(1, "u1")]
+    assert result.failed == 0
+    assert result.tracking_ids == (TRACKING_ID,)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", SHORT_KEYS)
+async def test_a_refused_write_keeps_its_codes_and_pointers_whatever_the_key(
+    key: str, make_client: Callable[..., AsyncClient]
+) -> None:
+    body = {"errors": PARTIAL_400["errors"]}  # no tracking id: refused as a whole
+    recorder = Recorder(httpx.Response(400, json=body))
+    async with make_client(recorder, api_key=key) as client:
+        with pytest.raises(ValidationError) as caught:
+            await client.upsert_user(USERS[1])
+        with pytest.raises(ValidationError) as batch:
+            await client.batch(USERS)
+    for refused in (caught.value, batch.value):
+        assert refused.tracking_id is None
+        (error,) = refused.errors
+        assert (error.code, error.pointer) == (ErrorCode.INVALID_EMAIL, "/updated/1/email")
+        assert error.title == "Invalid Email Format".replace(key, "***"), "free text is redacted"
+
+
+@pytest.mark.anyio
+async def test_what_people_see_of_an_error_body_is_redacted(
+    make_client: Callable[..., AsyncClient],
+) -> None:
+    # A server that echoes the key into the free text of a partial 400.
+    entry = dict(PARTIAL_400["errors"][0])  # type: ignore[call-overload]
+    entry.update(title=f"bad {KEY}", details=f"you sent {KEY}", info=f"see {KEY}")
+    body = {"trackingId": TRACKING_ID, "errors": [entry]}
+    recorder = Recorder(httpx.Response(400, json=body))
+    async with make_client(recorder, api_key=KEY) as client:
+        with pytest.raises(ValidationError) as caught:
+            await client.upsert_user(USERS[1])
+        accepted = await client.batch(USERS)
+    for error in (*caught.value.errors, *accepted.errors):
+        assert (error.code, error.pointer) == (ErrorCode.INVALID_EMAIL, "/updated/1/email")
+        assert KEY not in repr(error)
+        assert "you sent ***" in str(error)
+    assert caught.value.tracking_id == accepted.tracking_id == TRACKING_ID
+    assert "you sent ***" in str(caught.value)
+    # Not everything_shown(): this test's own frame holds the body it made.
+    for shown in (str(caught.value), repr(caught.value), repr(vars(caught.value))):
+        assert KEY not in shown

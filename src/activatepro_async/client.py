@@ -88,6 +88,12 @@ class _Secret:
     def redact(self, text: str) -> str:
         return text.replace(self._value, "***") if self._value in text else text
 
+    def redact_error(self, error: ApiError) -> ApiError:
+        """``error`` with the key out of its free text; its code and pointer are data, kept."""
+        info = None if error.info is None else self.redact(error.info)
+        title, details = self.redact(error.title), self.redact(error.details)
+        return attrs.evolve(error, title=title, details=details, info=info)
+
 
 class _RedactedHeaders(dict[str, str]):
     """The request headers; their repr hides the key (tracebacks with locals show it)."""
@@ -184,11 +190,17 @@ def _deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
     )
 
 
-def _parse_error_body(text: str) -> tuple[list[ApiError], str | None]:
-    """The ``errors`` and ``trackingId`` of an error body; nothing if it is not JSON."""
+def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], str | None]:
+    """The ``errors`` and ``trackingId`` of an error body; nothing if it is not JSON.
+
+    The body is read as it came; then only the free text of each error (title,
+    details, info) is redacted. Redacting first would change what is read
+    whenever the key's text occurs in the body: a test key ``k`` is in
+    ``"trackingId"``, a key ``1`` in the pointer ``/updated/1/email``.
+    """
     try:
         data = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return [], None
     if not isinstance(data, dict):
         return [], None
@@ -199,10 +211,11 @@ def _parse_error_body(text: str) -> tuple[list[ApiError], str | None]:
             if not isinstance(raw, dict):
                 continue
             try:
-                errors.append(converter.structure(raw, ApiError))
+                error = converter.structure(raw, ApiError)
             except (ValueError, TypeError, cattrs.BaseValidationError):
                 # A code that is not a number: keep what we can read.
-                errors.append(ApiError(code=0, title=str(raw.get("title", "")), details=str(raw)))
+                error = ApiError(code=0, title=str(raw.get("title", "")), details=str(raw))
+            errors.append(secret.redact_error(error))
     tracking_id = data.get("trackingId")
     return errors, tracking_id if isinstance(tracking_id, str) else None
 
@@ -225,8 +238,8 @@ def _status_error(
     response: httpx.Response, method: str, path: str, secret: _Secret
 ) -> APIStatusError:
     status = response.status_code
+    errors, tracking_id = _parse_error_body(response.text, secret)
     body = secret.redact(response.text)
-    errors, tracking_id = _parse_error_body(body)
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     reason = response.reason_phrase or ""
     message = f"{status} {reason} on {method} {path}".replace("  ", " ")
@@ -239,6 +252,7 @@ def _status_error(
         message += f": {snippet}"
     if status in _HINTS:
         message += f" ({_HINTS[status]})"
+    message = secret.redact(message)  # the pointers of its errors, too
     retry_after = (
         parse_retry_after(response.headers.get("Retry-After"))
         if status in RETRY_AFTER_STATUSES
