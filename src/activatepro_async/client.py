@@ -48,7 +48,16 @@ from .errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from .models import Accepted, BatchAccepted, TrackingStatus, User, converter, user_to_wire
+from .models import (
+    Accepted,
+    BatchAccepted,
+    TrackingStatus,
+    User,
+    converter,
+    json_type,
+    tracking_id_from_wire,
+    user_to_wire,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
@@ -190,8 +199,12 @@ def _deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
     )
 
 
-def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], str | None]:
-    """The ``errors`` and ``trackingId`` of an error body; nothing if it is not JSON.
+#: What :func:`_parse_error_body` gives for a body without a ``trackingId`` key.
+_NO_TRACKING_ID = object()
+
+
+def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], object]:
+    """The ``errors`` and raw ``trackingId`` of an error body; nothing if it is not JSON.
 
     The body is read as it came; then only the free text of each error (title,
     details, info) is redacted. Redacting first would change what is read
@@ -201,9 +214,9 @@ def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], str |
     try:
         data = json.loads(text) if text else None
     except (ValueError, RecursionError):  # not JSON, or nested too deep to read
-        return [], None
+        return [], _NO_TRACKING_ID
     if not isinstance(data, dict):
-        return [], None
+        return [], _NO_TRACKING_ID
     errors: list[ApiError] = []
     raw_errors = data.get("errors")
     if isinstance(raw_errors, list):
@@ -216,8 +229,7 @@ def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], str |
                 # A code that is not a number: keep what we can read.
                 error = ApiError(code=0, title=str(raw.get("title", "")), details=str(raw))
             errors.append(secret.redact_error(error))
-    tracking_id = data.get("trackingId")
-    return errors, tracking_id if isinstance(tracking_id, str) else None
+    return errors, data.get("trackingId", _NO_TRACKING_ID)
 
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -238,7 +250,18 @@ def _status_error(
     response: httpx.Response, method: str, path: str, secret: _Secret
 ) -> APIStatusError:
     status = response.status_code
-    errors, tracking_id = _parse_error_body(response.text, secret)
+    errors, raw_tracking_id = _parse_error_body(response.text, secret)
+    tracking_id = None
+    if raw_tracking_id is not _NO_TRACKING_ID:
+        try:
+            tracking_id = tracking_id_from_wire(raw_tracking_id)
+        except (TypeError, ValueError) as exc:
+            if status == 400:
+                # A partial success (some users taken) that names no tracking id to
+                # follow them by: neither it nor a refusal can be reported truthfully.
+                raise _unexpected(
+                    response, "a partial success it can follow", str(exc), secret
+                ) from None
     body = secret.redact(response.text)
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     reason = response.reason_phrase or ""
@@ -267,6 +290,35 @@ def _status_error(
         method=method,
         path=path,
         retry_after=retry_after,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """What is wrong with a body, from the first leaf of a cattrs error tree."""
+    while isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no {exc.args[0]}"
+    if isinstance(exc, (json.JSONDecodeError, RecursionError)):
+        return f"not JSON that can be read: {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _unexpected(
+    response: httpx.Response, expected: str, reason: str, secret: _Secret
+) -> UnexpectedResponseError:
+    """A response the SDK cannot act on: not ``expected``, because of ``reason``."""
+    text = secret.redact(response.text)
+    snippet = " ".join(text.split())[:200]
+    path = response.request.url.raw_path.decode("ascii", "replace")[:100]
+    return UnexpectedResponseError(
+        secret.redact(
+            f"{response.status_code} from {response.request.method} {path} is not "
+            f"{expected} ({reason}): {snippet!r} (is a proxy answering instead of the "
+            "API? check base_url)"
+        ),
+        status_code=response.status_code,
+        body=text,
     )
 
 
@@ -751,15 +803,11 @@ class AsyncClient:
     def _read(self, response: httpx.Response, cls: type[_T]) -> _T:
         """The success body as ``cls``; a body we cannot read is a typed error."""
         try:
-            return converter.structure(response.json(), cls)
-        except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as exc:
-            text = self._secret.redact(response.text)
-            snippet = " ".join(text.split())[:200]
-            raise UnexpectedResponseError(
-                f"{response.status_code} from {response.request.method} "
-                f"{response.request.url.raw_path.decode('ascii', 'replace')} "
-                f"is not a {cls.__name__}: {snippet!r} (is a proxy answering "
-                "instead of the API? check base_url)",
-                status_code=response.status_code,
-                body=text,
-            ) from exc
+            data = response.json()
+            if not isinstance(data, dict):
+                raise TypeError(f"the body is {json_type(data)}, not an object")
+            return converter.structure(data, cls)
+        except (ValueError, TypeError, KeyError, RecursionError, cattrs.BaseValidationError) as exc:
+            reason = _reason(exc)
+        # Raised outside the except: the frames of json and cattrs hold the raw body.
+        raise _unexpected(response, f"the {cls.__name__} the API sends", reason, self._secret)

@@ -6,7 +6,8 @@ Everything the SDK raises on purpose derives from :class:`ActivateProError`::
     ├── ConfigurationError        bad settings (no API key, a bad base URL); also a ValueError
     ├── APIConnectionError        the request did not get a complete answer
     │   └── APITimeoutError       ... because a timeout ran out
-    ├── UnexpectedResponseError   a success status with a body we cannot read
+    ├── UnexpectedResponseError   a success status with a body we cannot read (or a
+    │                             partial 400 without a usable tracking id)
     ├── TrackingTimeoutError      wait_for_tracking() gave up; also a TimeoutError
     ├── BulkError                 a bulk run left users unstored; .result says which
     └── APIStatusError            the server answered with an error status
@@ -147,8 +148,11 @@ class APITimeoutError(APIConnectionError):
 class UnexpectedResponseError(ActivateProError):
     """The server answered with a success status but a body the SDK cannot read.
 
-    This usually means something between you and the API (a proxy, a captive
-    portal) answered instead of ActivatePro. ``body`` holds the raw text.
+    Cannot read: not JSON, or a value of the wrong type (a ``trackingId`` that
+    is not a non-empty string, a count that is not an integer). A 400 that
+    claims a partial success without a usable ``trackingId`` is one too. This
+    usually means something between you and the API (a proxy, a captive portal)
+    answered instead of ActivatePro. ``body`` holds the text (the key redacted).
     """
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:
