@@ -1,250 +1,59 @@
-"""The ``activatepro`` command.
+"""The ``activatepro`` command: the entry point and its families of commands.
 
-``activatepro serve`` runs the emulator on a real port::
+Each family lives in its own module of :mod:`activatepro_async._cli`:
+``import`` and ``delete`` (the file-driven runs), ``get``, ``find`` and
+``track`` (the lookups), ``demo``, and ``serve`` (the emulator on a real port).
 
-    activatepro serve --port 8080 --api-key test-key --processing-delay 0.5
-    activatepro serve --fault-rate 0.1 --fault-kinds 500,503,429,drop --fault-seed 7
-
-The command needs the ``server`` extra (click and uvicorn):
-``pip install 'activatepro-async[server]'``.
+The command needs click (``pip install 'activatepro-async[server]'``, or the
+``cli`` extra for everything but ``serve``).
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .emulator import Emulator
-
-INSTALL_HINT = "pip install 'activatepro-async[server]'"
+from ._cli import SERVER_HINT
 
 try:
     import click
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     # The console script imports this module to find main(): one line, no traceback.
-    sys.stderr.write(f"activatepro: the command needs {exc.name}: {INSTALL_HINT}\n")
+    sys.stderr.write(f"activatepro: the command needs {exc.name}: {SERVER_HINT}\n")
     raise SystemExit(1) from None
 
 __all__ = ["main"]
 
+#: Each command and the module of ``_cli`` that holds its family. A module is
+#: imported when one of its commands runs or ``--help`` lists them, so a command
+#: loads only what it needs (``import`` never the emulator, ``serve`` never rich).
+FAMILIES = {
+    "import": "bulk_commands",
+    "delete": "bulk_commands",
+    "get": "lookup_commands",
+    "find": "lookup_commands",
+    "track": "lookup_commands",
+    "demo": "demo_command",
+    "serve": "serve_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Families(click.Group):
+    """A group whose commands come from their family's module, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(FAMILIES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        family = FAMILIES.get(cmd_name)
+        if family is None:
+            return None
+        module = importlib.import_module(f"._cli.{family}", __package__)
+        commands: tuple[click.Command, ...] = module.COMMANDS
+        return next(command for command in commands if command.name == cmd_name)
+
+
+@click.group(cls=_Families, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="activatepro-async", prog_name="activatepro")
 def main() -> None:
     """Tools for the ActivatePro User Profile API v2 (activatepro-async)."""
-
-
-def _fault_kinds(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    from .emulator import Faults
-
-    try:
-        Faults(kinds=value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return value
-
-
-def _attributes(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    from .emulator import AttributeType
-
-    schema: dict[str, str] = {}
-    kinds = ", ".join(kind.value for kind in AttributeType)
-    for value in values:
-        name, sep, kind = value.partition("=")
-        if not sep or not name or kind.upper() not in AttributeType.__members__:
-            raise click.BadParameter(f"{value!r}: use NAME=TYPE with a TYPE of {kinds}")
-        schema[name] = kind.upper()
-    return schema
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="0 picks a free port.",
-)
-@click.option(
-    "--api-key",
-    "api_keys",
-    multiple=True,
-    default=("test-key",),
-    show_default=True,
-    help="An accepted X-XNG-AuthToken; repeat for several.",
-)
-@click.option(
-    "--processing-delay",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="Seconds before an accepted write is applied.",
-)
-@click.option(
-    "--attribute",
-    "attributes",
-    multiple=True,
-    metavar="NAME=TYPE",
-    callback=_attributes,
-    help="Add a custom attribute to the default schema, e.g. shoeSize=INTEGER; repeat for several.",
-)
-@click.option(
-    "--accept-unknown-attributes",
-    is_flag=True,
-    help="Store attributes outside the default schema instead of refusing them (code 6).",
-)
-@click.option(
-    "--max-body-bytes",
-    default=32 * 1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Larger request bodies get 413.",
-)
-@click.option(
-    "--request-log-bytes",
-    default=64 * 1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Bytes of recent requests (bodies, paths, headers) kept for inspection; 0 keeps none.",
-)
-@click.option(
-    "--fault-rate",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Share of requests answered with a fault.",
-)
-@click.option(
-    "--fault-kinds",
-    default=None,
-    callback=_fault_kinds,
-    help="Comma-separated: 500,502,503,504,429,latency,drop,truncate,html (default: all).",
-)
-@click.option(
-    "--fault-seed", default=0, show_default=True, type=int, help="Seed of the fault draws."
-)
-@click.option(
-    "--fault-retry-after",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="Retry-After seconds of a 429.",
-)
-@click.option(
-    "--fault-latency",
-    default=0.05,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="Seconds a latency fault waits.",
-)
-@click.option(
-    "--dump-on-exit",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="On stop, apply what is queued and write every stored user to this file "
-    "(JSON Lines, sorted by id), so a test can compare the whole state.",
-)
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help="uvicorn's log level.",
-)
-def serve(
-    host: str,
-    port: int,
-    api_keys: tuple[str, ...],
-    processing_delay: float,
-    attributes: dict[str, str],
-    accept_unknown_attributes: bool,
-    max_body_bytes: int,
-    request_log_bytes: int,
-    fault_rate: float,
-    fault_kinds: str | None,
-    fault_seed: int,
-    fault_retry_after: float,
-    fault_latency: float,
-    dump_on_exit: str | None,
-    log_level: str,
-) -> None:
-    """Run the ActivatePro emulator on HTTP until Ctrl-C.
-
-    State lives in memory and is lost when the server stops.
-    """
-    try:
-        import uvicorn  # noqa: F401  (checked here for a one-line message)
-    except ModuleNotFoundError as error:
-        raise click.ClickException(
-            f"the emulator's server needs {error.name}: {INSTALL_HINT}"
-        ) from None
-    from .emulator import DEFAULT_ATTRIBUTES, FAULT_KINDS, Emulator, Faults
-    from .emulator._server import run_forever
-
-    faults = None
-    if fault_rate > 0.0:
-        faults = Faults(
-            rate=fault_rate,
-            kinds=fault_kinds if fault_kinds is not None else FAULT_KINDS,
-            seed=fault_seed,
-            retry_after=fault_retry_after,
-            latency=fault_latency,
-        )
-    try:
-        emulator = Emulator(
-            api_keys,
-            processing_delay=processing_delay,
-            attributes={**DEFAULT_ATTRIBUTES, **attributes},
-            accept_unknown_attributes=accept_unknown_attributes,
-            faults=faults,
-            max_body_bytes=max_body_bytes,
-            request_log_bytes=request_log_bytes,
-        )
-    except ValueError as error:  # e.g. --attribute email=STRING, --api-key ""
-        raise click.UsageError(str(error)) from None
-
-    def ready(base_url: str) -> None:
-        # The keys are never printed: they are secrets in a shared terminal or log.
-        click.echo(f"ActivatePro emulator listening on {base_url}", nl=True)
-        if faults is not None:
-            click.echo(
-                f"Injecting faults into {fault_rate:.0%} of requests: {', '.join(faults.kinds)}"
-            )
-        click.echo("Press Ctrl-C to stop.")
-        sys.stdout.flush()
-
-    try:
-        run_forever(emulator, host=host, port=port, log_level=log_level, on_ready=ready)
-    except OSError as error:  # e.g. the port is taken
-        raise click.ClickException(
-            f"cannot serve on {host}:{port}: {error.strerror or error}"
-        ) from None
-    if dump_on_exit is not None:
-        _dump_users(emulator, dump_on_exit)
-    click.echo("Stopped.")
-
-
-def _dump_users(emulator: Emulator, path: str) -> None:
-    """Write the emulator's state as it stands once everything queued is applied."""
-    emulator.process_pending()
-    users = emulator.users
-    try:
-        with open(path, "w", encoding="utf-8") as out:
-            for user_id in sorted(users):
-                out.write(json.dumps(users[user_id], sort_keys=True, ensure_ascii=False) + "\n")
-    except OSError as error:
-        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
-    click.echo(f"Wrote {len(users):,} users to {path}")
-
-
-# The commands built on the SDK: import, delete, get, find, track, demo.
-from ._cli.commands import register as _register_sdk_commands  # noqa: E402
-
-_register_sdk_commands(main)

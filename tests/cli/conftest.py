@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from activatepro_async import RetryPolicy
-from activatepro_async._cli.commands import CliEnv
+from activatepro_async._cli.options import CliEnv
 from activatepro_async.cli import main
 from activatepro_async.emulator import Emulator
 

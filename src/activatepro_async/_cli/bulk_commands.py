@@ -1,0 +1,208 @@
+"""``activatepro import`` and ``delete``: the runs driven by a file of users or ids.
+
+Everything a run is told is checked before a row is sent: the ``--map`` and
+``--type`` options, the file and its header, the journal. A mistake there is
+one line and exit 2 (:class:`~.options.UsageProblem`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import click
+
+from .bulk_run import run_with_display
+from .options import (
+    UsageProblem,
+    api_options,
+    chunk_size_option,
+    concurrency_option,
+    make_client,
+    need,
+    output_options,
+    rejects_option,
+    stacked,
+)
+
+__all__ = ["COMMANDS"]
+
+_file_options = stacked(
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "jsonl", "lines"]),
+        help="What FILE holds (default: from its extension: .csv .tsv .jsonl .ndjson .txt).",
+    ),
+    click.option("--encoding", default="utf-8", show_default=True, help="FILE's text encoding."),
+    click.option("--delimiter", help="The CSV delimiter (default: , and tab for .tsv)."),
+    click.option(
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="COLUMN=KEY",
+        help="Send COLUMN as KEY (id, email, businessUnit or an attribute); "
+        "COLUMN= leaves it out. Repeatable.",
+    ),
+    click.option(
+        "--type",
+        "types",
+        multiple=True,
+        metavar="KEY=TYPE",
+        help="Convert KEY's values: string, integer, float, boolean, date[:FORMAT], "
+        "datetime[:FORMAT], json. Repeatable.",
+    ),
+    api_options,
+    chunk_size_option("Users per batch request."),
+    concurrency_option("Batch requests in flight at most (lowered on 429/503)."),
+    click.option("--wait", is_flag=True, help="Poll every tracking id until PROCESSED."),
+    click.option(
+        "--wait-timeout",
+        default=300.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="Seconds to wait for each tracking id.",
+    ),
+    click.option("--dry-run", is_flag=True, help="Read and check every row locally; send nothing."),
+    rejects_option("Write every row not stored, its line number and errors, as JSON Lines."),
+    click.option(
+        "--journal",
+        type=click.Path(dir_okay=False),
+        help="Record accepted chunks here; a rerun with the same file skips them.",
+    ),
+    output_options,
+)
+
+
+def _bulk_command(
+    operation: str,
+    file: str,
+    fmt: str | None,
+    encoding: str,
+    delimiter: str | None,
+    maps: tuple[str, ...],
+    types: tuple[str, ...],
+    api_key: str | None,
+    base_url: str | None,
+    chunk_size: int,
+    concurrency: int,
+    wait: bool,
+    wait_timeout: float,
+    dry_run: bool,
+    rejects: str | None,
+    journal: str | None,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    need("rich")
+    from .journal import Journal, JournalError, file_identity
+    from .mapping import ColumnPlan, parse_maps, parse_types
+    from .readers import InputError, open_source
+
+    try:
+        plan = ColumnPlan(parse_maps(maps), parse_types(types), operation=operation)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    if journal is not None and dry_run:
+        raise UsageProblem("--dry-run sends nothing and keeps no journal: leave out --journal")
+    if journal is not None and file == "-":
+        raise UsageProblem(
+            "--journal needs a file, not stdin: a rerun must read the same rows again"
+        )
+    if journal is not None and rejects is not None and _same_path(journal, rejects):
+        # The rejects file is rewritten by every run: it would wipe the journal.
+        raise UsageProblem("--journal and --rejects name the same file: pass two different files")
+    client = None if dry_run else make_client(api_key, base_url)
+    try:
+        source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
+    except InputError as exc:
+        raise UsageProblem(str(exc)) from None
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        try:
+            source.prepare()
+            if source.header is not None:
+                plan.check_header(source.header, source.name)
+        except (InputError, ValueError) as exc:
+            raise UsageProblem(str(exc)) from None
+        opened = None
+        if journal is not None:
+            try:
+                opened = Journal.open(
+                    journal,
+                    command=operation,
+                    input=file_identity(file),
+                    options={
+                        "format": source.format,
+                        "encoding": encoding,
+                        "delimiter": source.delimiter,
+                        **plan.fingerprint(),
+                        "base_url": client.base_url if client is not None else None,
+                    },
+                )
+            except (JournalError, OSError) as exc:
+                raise UsageProblem(str(exc)) from None
+            stack.callback(opened.close)
+        summary = run_with_display(
+            client,
+            source,
+            plan,
+            operation=operation,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            wait=wait,
+            wait_timeout=wait_timeout,
+            dry_run=dry_run,
+            rejects=rejects,
+            journal=opened,
+            as_json=as_json,
+            quiet=quiet,
+            verbose=verbose,
+        )
+    click.get_current_context().exit(summary.exit_code)
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+@click.command(name="import", short_help="Create or update users from a CSV or JSON Lines file.")
+@click.argument("file")
+@_file_options
+def import_(file: str, **options: Any) -> None:
+    """Create or update the users of FILE (CSV, JSON Lines, or - for stdin).
+
+    CSV columns become the user's keys: id, email, businessUnit, and any other
+    column a custom attribute. Empty cells are left out, so an import never
+    clears what the file does not mention.
+
+    \b
+    activatepro import users.csv --rejects rejects.jsonl --journal users.journal
+    activatepro import export.csv --map customer_no=id --map mail=email --type birthday=date
+    cat users.jsonl | activatepro import - --format jsonl --json
+
+    Exit status: 0 when every row was accepted, 1 when some were rejected or
+    failed (the summary says which), 2 for a usage or configuration error.
+    """
+    _bulk_command("upsert", file, **options)
+
+
+@click.command(short_help="Delete the users whose ids a file holds.")
+@click.argument("file")
+@_file_options
+def delete(file: str, **options: Any) -> None:
+    """Delete the users whose ids FILE holds (CSV or JSON Lines with an id, or one id a line).
+
+    \b
+    activatepro delete leavers.txt
+    activatepro delete export.csv --map customer_no=id --journal delete.journal
+    """
+    _bulk_command("delete", file, **options)
+
+
+COMMANDS = (import_, delete)
