@@ -97,6 +97,7 @@ def _bulk_command(
     verbose: bool,
 ) -> None:
     need("rich")
+    from .engine import RunOptions
     from .journal import Journal, JournalError, file_identity
     from .mapping import ColumnPlan, parse_maps, parse_types
     from .readers import InputError, open_source
@@ -149,12 +150,14 @@ def _bulk_command(
             client,
             source,
             plan,
-            operation=operation,
-            chunk_size=chunk_size,
-            concurrency=concurrency,
-            wait=wait,
-            wait_timeout=wait_timeout,
-            dry_run=dry_run,
+            RunOptions(
+                operation=operation,
+                chunk_size=chunk_size,
+                concurrency=concurrency,
+                wait=wait,
+                wait_timeout=wait_timeout,
+                dry_run=dry_run,
+            ),
             rejects=rejects,
             journal=opened,
             as_json=as_json,

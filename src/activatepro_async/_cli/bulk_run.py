@@ -18,7 +18,9 @@ from .options import UsageProblem, run
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from .engine import RowSource, Summary
+    from .engine import RowSource, RunOptions, Summary
+    from .journal import Journal
+    from .mapping import ColumnPlan
 
 __all__ = ["run_with_display"]
 
@@ -49,16 +51,11 @@ def _sdk_logs(verbose: bool, console: Any = None) -> Iterator[None]:
 def run_with_display(
     client: AsyncClient | None,
     source: RowSource,
-    plan: Any,
+    plan: ColumnPlan,
+    options: RunOptions,
     *,
-    operation: str,
-    chunk_size: int,
-    concurrency: int,
-    wait: bool,
-    wait_timeout: float,
-    dry_run: bool,
     rejects: str | None,
-    journal: Any,
+    journal: Journal | None,
     as_json: bool,
     quiet: bool,
     verbose: bool,
@@ -78,18 +75,8 @@ def run_with_display(
         writer = RejectsWriter(rejects)
     except OSError as exc:
         raise UsageProblem(str(exc)) from None
-    options = engine.RunOptions(
-        operation=operation,
-        chunk_size=chunk_size,
-        concurrency=concurrency,
-        wait=wait,
-        wait_timeout=wait_timeout,
-        dry_run=dry_run,
-    )
-    live = LiveProgress(
-        "checking" if dry_run else ("deleting" if operation == "delete" else "importing"),
-        enabled=not quiet,
-    )
+    verb = "deleting" if options.operation == "delete" else "importing"
+    live = LiveProgress("checking" if options.dry_run else verb, enabled=not quiet)
 
     def named(summary: Summary) -> None:
         summary.unit = unit

@@ -63,6 +63,7 @@ def demo(
     from ..client import AsyncClient
     from ..emulator import Emulator, Faults
     from .demo import DemoSource
+    from .engine import RunOptions
     from .mapping import ColumnPlan
 
     emulator = Emulator(
@@ -86,12 +87,7 @@ def demo(
         client,
         DemoSource(count, seed=seed, invalid_share=invalid_share),
         ColumnPlan(),
-        operation="upsert",
-        chunk_size=chunk_size,
-        concurrency=concurrency,
-        wait=True,
-        wait_timeout=60.0,
-        dry_run=False,
+        RunOptions(chunk_size=chunk_size, concurrency=concurrency, wait=True, wait_timeout=60.0),
         rejects=rejects,
         journal=None,
         as_json=as_json,
