@@ -1,4 +1,4 @@
-"""Helpers of the journal tests: inputs, transports that stop a run, checks of a refusal."""
+"""Helpers of the journal tests: inputs, transports that stop a run, what a run stored."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from click.testing import Result
 
 from activatepro_async.emulator import Emulator
 
@@ -69,23 +68,3 @@ def stored(emulator: Emulator) -> dict[str, dict[str, Any]]:
     for user in users.values():
         user.pop("xngId", None)
     return users
-
-
-def assert_refused(result: Result, *needles: str) -> None:
-    """Exit 2 with one line on stderr that says each needle; no exception escaped."""
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-def assert_no_exception(result: Result) -> None:
-    """The command ended by its own exit, not by an exception (a traceback)."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )

@@ -5,22 +5,18 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from click.testing import CliRunner
 from rich.console import Console
 
 from activatepro_async._cli.demo import INVALID_KINDS, generate_users
 from activatepro_async._cli.engine import Summary
 from activatepro_async._cli.progress import LiveProgress
-from activatepro_async.cli import main
 
-from .conftest import read_jsonl, summary
+from .conftest import Invoke, read_jsonl, summary
 
 
-def test_demo_imports_and_accounts_for_every_user(tmp_path: Path) -> None:
+def test_demo_imports_and_accounts_for_every_user(invoke: Invoke, tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
-    result = CliRunner().invoke(
-        main, ["demo", "--users", "2000", "--json", "--rejects", str(rejects)]
-    )
+    result = invoke("demo", "--users", "2000", "--json", "--rejects", str(rejects))
     assert result.exit_code == 0, result.output
     data = summary(result)
     assert data["rows"] == 2000
@@ -35,16 +31,16 @@ def test_demo_imports_and_accounts_for_every_user(tmp_path: Path) -> None:
     assert len(read_jsonl(rejects)) == data["rejected"]
 
 
-def test_demo_prints_a_readable_summary() -> None:
-    result = CliRunner().invoke(main, ["demo", "--users", "300", "--quiet"])
+def test_demo_prints_a_readable_summary(invoke: Invoke) -> None:
+    result = invoke("demo", "--users", "300", "--quiet")
     assert result.exit_code == 0, result.output
     for needle in ("users/s", "accepted", "rejected", "retries", "processed", "on purpose"):
         assert needle in result.stdout
 
 
-def test_demo_with_faults_retries_and_loses_nothing() -> None:
-    result = CliRunner().invoke(
-        main, ["demo", "--users", "1500", "--chunk-size", "50", "--faults", "--seed", "3", "--json"]
+def test_demo_with_faults_retries_and_loses_nothing(invoke: Invoke) -> None:
+    result = invoke(
+        "demo", "--users", "1500", "--chunk-size", "50", "--faults", "--seed", "3", "--json"
     )
     assert result.exit_code == 0, result.output
     data = summary(result)

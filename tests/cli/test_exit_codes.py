@@ -9,19 +9,9 @@ import pytest
 
 from activatepro_async.emulator import Emulator
 
-from .conftest import Invoke, write
+from .conftest import Invoke, assert_usage_error, write
 
 GOOD = "id,email\nu1,a@example.com\n"
-
-
-def assert_usage_error(result: object, *needles: str) -> None:
-    output = result.output  # type: ignore[attr-defined]
-    assert result.exit_code == 2, output  # type: ignore[attr-defined]
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, output
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_no_api_key(invoke: Invoke, tmp_path: Path) -> None:

@@ -26,14 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from activatepro_async import RetryPolicy
-from activatepro_async.emulator import Emulator
 
-from .conftest import API_KEY, Invoke, summary, write
+from .conftest import (
+    Invoke,
+    assert_no_exception,
+    assert_usage_error,
+    new_emulator,
+    summary,
+    write,
+)
 from .journals import (
     FailAfter,
     FailBatches,
-    assert_no_exception,
-    assert_refused,
     batch_requests,
     stored,
 )
@@ -133,7 +137,7 @@ def history(invoke: Invoke, tmp_path: Path, path: str) -> tuple[bytes, dict[str,
     first window; the second run resends that chunk's rows in a bigger chunk
     with rows after the first window's, then a 401 stops it too.
     """
-    emulator = Emulator((API_KEY,), max_logged_requests=None)
+    emulator = new_emulator()
     journal = tmp_path / "history.journal"
     no_retries = RetryPolicy(max_retries=0)
     args = ("import", path, "--journal", str(journal), *OPTIONS)
@@ -164,7 +168,7 @@ def test_a_mangled_journal_is_refused_in_one_line_or_resumes_to_a_clean_run(
 ) -> None:
     print(f"journal fuzz seed {SEED}: replay with ACTIVATEPRO_JOURNAL_FUZZ_SEED={SEED}")
     path = make_input(tmp_path / "users.csv")
-    clean_emulator = Emulator((API_KEY,), max_logged_requests=None)
+    clean_emulator = new_emulator()
     clean_run = invoke("import", path, *OPTIONS, transport=clean_emulator.transport())
     clean = stored(clean_emulator)
     expected = {key: summary(clean_run)[key] for key in ("rows", "accepted", "rejected")}
@@ -180,13 +184,13 @@ def test_a_mangled_journal_is_refused_in_one_line_or_resumes_to_a_clean_run(
         where = f"seed {SEED}, case {case} ({mangle.__name__}): {mangled!r}"
         journal = tmp_path / f"case-{case}.journal"
         journal.write_bytes(mangled)
-        emulator = Emulator((API_KEY,), max_logged_requests=None)
+        emulator = new_emulator()
         emulator.seed(*stopped.values())
         run = ("import", path, "--journal", str(journal), "--chunk-size", "10", *OPTIONS)
         backend = ("asyncio", "trio")[case % 2]
         result = invoke(*run, transport=emulator.transport(), backend=backend)
         if result.exit_code == 2:
-            assert_refused(result, str(journal))
+            assert_usage_error(result, str(journal))
             assert journal.read_bytes() == mangled, where
             assert batch_requests(emulator) == 0, where
             outcomes["refused"] += 1

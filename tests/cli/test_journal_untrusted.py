@@ -13,11 +13,9 @@ import pytest
 from activatepro_async._cli.journal import Journal
 from activatepro_async.emulator import Emulator
 
-from .conftest import Invoke, summary, write
+from .conftest import Invoke, assert_no_exception, assert_usage_error, summary, write
 from .journals import (
     FailAfter,
-    assert_no_exception,
-    assert_refused,
     batch_requests,
     make_csv,
 )
@@ -84,7 +82,9 @@ def test_a_file_that_is_not_a_journal_is_never_written(
     precious = tmp_path / "precious.csv"
     precious.write_bytes(content)
     result = invoke("import", path, "--journal", str(precious), *OPTIONS)
-    assert_refused(result, str(precious), "is not an activatepro journal", "choose another path")
+    assert_usage_error(
+        result, str(precious), "is not an activatepro journal", "choose another path"
+    )
     assert precious.read_bytes() == content
     assert batch_requests(emulator) == 0
 
@@ -124,7 +124,7 @@ def test_a_journal_of_another_version_is_refused_untouched(
     )
     journal.write_bytes(content)
     result = rerun(invoke, path, journal)
-    assert_refused(result, str(journal), "version 1", "delete it to start over")
+    assert_usage_error(result, str(journal), "version 1", "delete it to start over")
     assert journal.read_bytes() == content
     assert batch_requests(emulator) == 0
 
@@ -143,7 +143,7 @@ def test_a_chunk_span_changed_by_one_digit_is_refused(
     journal.write_text(edited, encoding="utf-8")
     before = batch_requests(emulator)
     result = rerun(invoke, path, journal)
-    assert_refused(result, str(journal), "damaged at line 2", "delete it to start over")
+    assert_usage_error(result, str(journal), "damaged at line 2", "delete it to start over")
     assert batch_requests(emulator) == before
     assert journal.read_text(encoding="utf-8") == edited
 
@@ -215,7 +215,7 @@ def test_a_journal_whose_records_do_not_add_up_is_refused(
     content = journal.read_bytes()
     before = batch_requests(emulator)
     result = rerun(invoke, path, journal)
-    assert_refused(result, str(journal), f"damaged at line {line}", "delete it to start over")
+    assert_usage_error(result, str(journal), f"damaged at line {line}", "delete it to start over")
     assert batch_requests(emulator) == before
     assert journal.read_bytes() == content
 
@@ -254,7 +254,7 @@ def test_a_record_of_the_wrong_shape_is_refused(
     path, journal = header_only(invoke, emulator, tmp_path)
     append_with_valid_checks(journal, record)
     result = rerun(invoke, path, journal)
-    assert_refused(result, str(journal), "damaged at line 2", "delete it to start over")
+    assert_usage_error(result, str(journal), "damaged at line 2", "delete it to start over")
     assert batch_requests(emulator) == 0
 
 
@@ -282,7 +282,7 @@ def test_a_damaged_middle_line_is_refused_in_one_line(
     journal.write_bytes(content)
     before = batch_requests(emulator)
     result = rerun(invoke, path, journal)
-    assert_refused(result, str(journal), "damaged at line 2", "delete it to start over")
+    assert_usage_error(result, str(journal), "damaged at line 2", "delete it to start over")
     assert batch_requests(emulator) == before
     assert journal.read_bytes() == content
 
@@ -316,7 +316,7 @@ def test_a_journal_path_that_is_not_a_regular_file_is_refused(
 ) -> None:
     path, _, _ = make_csv(tmp_path / "u.csv", rows=20)
     result = invoke("import", path, "--journal", "/dev/null", *OPTIONS)
-    assert_refused(result, "/dev/null is not a regular file")
+    assert_usage_error(result, "/dev/null is not a regular file")
     assert batch_requests(emulator) == 0
 
 
@@ -341,7 +341,7 @@ def test_a_journal_that_is_also_the_rejects_file_is_refused(
     journal = tmp_path / "run.out"
     same = str(tmp_path / "." / "run.out")
     result = invoke("import", path, "--journal", str(journal), "--rejects", same, *OPTIONS)
-    assert_refused(result, "--journal and --rejects name the same file")
+    assert_usage_error(result, "--journal and --rejects name the same file")
     assert not journal.exists()
     assert batch_requests(emulator) == 0
 

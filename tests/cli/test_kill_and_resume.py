@@ -8,7 +8,6 @@ its second window: that is when it is killed, whatever the machine's speed.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -23,7 +22,7 @@ import anyio
 import httpx
 import pytest
 
-from .conftest import API_KEY, read_jsonl, write
+from .conftest import API_KEY, read_jsonl, summary, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -133,11 +132,11 @@ def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(tmp_path: Pat
 
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 1, second.stderr  # the invalid rows
-        summary = json.loads(second.stdout.strip().splitlines()[-1])
-        assert summary["journal"]["resumed"] is True
-        assert summary["skipped"] >= killed_at * 40
-        assert summary["rows"] == ROWS
-        assert (summary["accepted"], summary["rejected"], summary["failed"]) == (
+        data = summary(second)
+        assert data["journal"]["resumed"] is True
+        assert data["skipped"] >= killed_at * 40
+        assert data["rows"] == ROWS
+        assert (data["accepted"], data["rejected"], data["failed"]) == (
             len(expected),
             len(bad),
             0,
