@@ -204,9 +204,10 @@ def _wire_optional_str(value: Any, name: str) -> str | None:
 
 def tracking_id_from_wire(value: Any) -> str:
     """The ``trackingId`` of a response: a non-empty string, or a ``TypeError``/``ValueError``."""
-    if not _wire_str(value, "trackingId"):
+    tracking_id = _wire_str(value, "trackingId")
+    if not tracking_id:
         raise ValueError("trackingId must not be empty")
-    return str(value)
+    return tracking_id
 
 
 def _str_from_wire(value: Any, _: type[str]) -> str:
