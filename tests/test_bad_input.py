@@ -155,8 +155,9 @@ NOT_GZIP = (
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", TRANSPORTS)
-# httpx itself, on trio, leaves its body iterators to the garbage collector when a
-# body fails to decode (the connection is closed all the same); trio warns then.
+# httpx itself, on trio, leaves its response body iterators to the garbage collector
+# when a body fails to decode (the connection is closed all the same); trio warns then.
+# (The request body's iterator is the SDK's own, see test_timeouts.)
 @pytest.mark.filterwarnings("ignore:Async generator 'httpx.* was garbage collected:ResourceWarning")
 async def test_a_body_that_cannot_be_decoded_is_a_connection_error(
     transport: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch

@@ -62,3 +62,26 @@ async def test_a_try_never_outlives_its_timeout(handler: Handler, fake_time: Fak
                 with pytest.raises(APITimeoutError, match="timed out"):
                     await client.get_user("1")
     assert fake_time.sleeps == [0.5, 1.0], "each try timed out, then was retried"
+
+
+async def test_a_body_cut_short_by_the_timeout_leaves_nothing_for_the_collector(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that reads nothing: the write of a large body blocks until the try's
+    # timeout. httpx's own body iterator (an async generator) was left half done
+    # then, and trio warned when the collector found it (a flaky chaos run).
+    import gc
+    import sys
+
+    from .loopback import LoopbackServer, use_transport
+
+    use_transport("httpx", anyio_backend, monkeypatch)
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+    with LoopbackServer("stall") as server:
+        async with AsyncClient(API_KEY, base_url=server.url, max_retries=0, timeout=0.3) as c:
+            with pytest.raises(APITimeoutError):
+                await c.batch(updated=[{"id": "1", "email": "a@b.c", "pad": "x" * 8_000_000}])
+            gc.collect()
+    gc.collect()
+    assert unraisable == []

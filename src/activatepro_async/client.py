@@ -356,6 +356,40 @@ def _forget_locals(exc: BaseException) -> None:
         todo += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
 
 
+class _Body(httpx.AsyncByteStream):
+    """A request body of one ``bytes``, iterated without an async generator.
+
+    httpx's own stream for ``content=bytes`` yields it from an async generator,
+    and httpcore leaves that generator unfinished when a send fails mid-body (a
+    timeout, a dropped connection); trio then warns as it collects it. This
+    iterator has no frame to leave behind. ``request.content`` stays readable.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> _OneChunk:
+        return _OneChunk(self._data)
+
+
+class _OneChunk:
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
+
+
 def _closed_error(method: str, path: str) -> APIConnectionError:
     return APIConnectionError(
         f"{method} {path} was cut short: the client was closed while it ran "
@@ -773,9 +807,12 @@ class AsyncClient:
         # so a server trickling bytes cannot stretch it.
         try:
             with anyio.fail_after(self._try_deadline):
-                return await self._http.request(
+                request = self._http.build_request(
                     method, url, content=content, headers=headers, timeout=self._timeout
                 )
+                if content is not None:
+                    request.stream = _Body(content)
+                return await self._http.send(request)
         except BaseException as exc:  # cancellations too: they are rendered with locals alike
             _forget_locals(exc)
             if isinstance(exc, TimeoutError):
