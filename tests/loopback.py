@@ -78,6 +78,7 @@ class LoopbackServer:
         self.closed_by_client = 0
         self.requests = 0
         self.a_client_closed = threading.Event()
+        self.a_request_came = threading.Event()
         self._counted = threading.Condition()
         self._listener = socket.socket()
         if mode == "stall":  # set before listen(): the accepted sockets inherit it
@@ -132,6 +133,7 @@ class LoopbackServer:
                     buffer += conn.recv(65536)
                 buffer = buffer[length:]
                 self.requests += 1
+                self.a_request_came.set()
                 if self.mode == "drop":
                     return
                 if self.mode == "cut":
