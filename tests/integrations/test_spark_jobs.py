@@ -365,5 +365,8 @@ def test_the_api_key_shows_in_no_repr_plan_conf_or_pickled_closure(
         assert API_KEY not in repr(function)
         assert API_KEY not in repr(secret.value)
     finally:
+        # Pickling a broadcast registers it for the next job Spark ships; a
+        # destroyed one would fail that job ("used after it was destroyed").
+        spark.sparkContext._pickled_broadcast_vars.clear()
         secret.destroy()
     assert API_KEY.encode() not in pickle.dumps(job)
