@@ -742,6 +742,9 @@ class AsyncClient:
                 method, path, wait, status or type(cause).__name__, attempt,
                 policy.max_retries + 1,
             )  # fmt: skip
+            # The user's hook first, then the caller's (bulk's AIMD): both see every retry.
+            if policy.on_retry is not None:
+                policy.on_retry(event)
             if on_retry is not None:
                 on_retry(event)
             await policy.sleep(wait)
