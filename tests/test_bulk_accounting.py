@@ -199,24 +199,18 @@ def tracking_reply(tracking_id: object, partial: bool) -> Callable[[httpx.Reques
     return reply
 
 
-# null, 12, an object become 'None', '12', ... in the client's reading of the
-# body, where the engine cannot tell them from real ids: the client's own check
-# (issue 12, in client.py/models.py) makes them an UnexpectedResponseError.
-_NEEDS_CLIENT_CHECK = pytest.mark.xfail(
-    strict=True, reason="needs the client's trackingId type check (issue 12, i12-client)"
-)
-
-
 @pytest.mark.parametrize("wait", [False, True])
 @pytest.mark.parametrize(
     ("tracking_id", "partial"),
     [
         ("", False),
         ("", True),
-        pytest.param(None, False, marks=_NEEDS_CLIENT_CHECK),
-        pytest.param(12, False, marks=_NEEDS_CLIENT_CHECK),
-        pytest.param({"id": "t1"}, False, marks=_NEEDS_CLIENT_CHECK),
-        pytest.param(["t1"], False, marks=_NEEDS_CLIENT_CHECK),
+        (None, False),
+        (12, False),
+        ({"id": "t1"}, False),
+        (["t1"], False),
+        (None, True),
+        (12, True),
     ],
 )
 async def test_a_tracking_id_that_is_not_a_non_empty_string_fails_its_chunk(

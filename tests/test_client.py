@@ -437,3 +437,150 @@ async def test_the_client_closes_the_http_client_it_made(make_client: MakeClient
     await client.aclose()
     with pytest.raises(RuntimeError):
         await client.get_user("1")
+
+
+# -- success bodies of the wrong shape ------------------------------------------------------
+
+#: What a trackingId may be instead of a non-empty string, and a body without one.
+BAD_TRACKING_BODIES = [
+    {"trackingId": None},
+    {"trackingId": 12},
+    {"trackingId": 1.5},
+    {"trackingId": True},
+    {"trackingId": ""},
+    {"trackingId": {"id": "t"}},
+    {"trackingId": ["t"]},
+    {},
+    {"tracking_id": "t"},
+    ["t"],
+    "t",
+    None,
+]
+WRITES: dict[str, Callable[[AsyncClient], Any]] = {
+    "upsert_user": lambda client: client.upsert_user({"id": "1", "email": "a@example.com"}),
+    "delete_user": lambda client: client.delete_user("1"),
+    "batch": lambda client: client.batch([{"id": "1", "email": "a@example.com"}], ["2"]),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+@pytest.mark.parametrize("body", BAD_TRACKING_BODIES)
+async def test_a_202_without_a_usable_tracking_id_is_unexpected(
+    make_client: MakeClient, write: str, body: Any
+) -> None:
+    recorder = Recorder(reply(202, content=json.dumps(body).encode()))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError, match=r"trackingId|not an object") as caught:
+            await WRITES[write](client)
+    assert caught.value.status_code == 202
+    assert len(recorder.requests) == 1, "not retried"
+
+
+@pytest.mark.parametrize("tracking_id", [12, True, "", {"id": "t"}, ["t"], None])
+async def test_a_partial_400_without_a_usable_tracking_id_is_unexpected(
+    make_client: MakeClient, tracking_id: Any
+) -> None:
+    # The 400 says some users were taken, but names no tracking id to follow them by:
+    # neither a partial success nor a refusal can be reported truthfully.
+    body = {"trackingId": tracking_id, "errors": PUT_400["errors"]}
+    recorder = Recorder(reply(400, body))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError, match="trackingId"):
+            await client.batch([{"id": "1", "email": "a@example.com"}])
+
+
+async def test_a_bulk_chunk_with_a_bad_tracking_id_fails_and_the_run_completes(
+    make_client: MakeClient,
+) -> None:
+    users = [{"id": str(i), "email": f"u{i}@example.com"} for i in range(5)]
+    recorder = Recorder(reply(202, {"trackingId": 12}), reply(202, TRACKING))
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(
+            users, chunk_size=2, concurrency=1, wait=True, raise_on_failure=False
+        )
+    assert (result.submitted, result.failed, result.accepted) == (5, 2, 3)
+    assert isinstance(result.failed_chunks[0].exception, UnexpectedResponseError)
+    assert "12" not in result.tracking_ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"stage": "PROCESSED", "total": "3", "success": 3, "error": 0},
+        {"stage": "PROCESSED", "total": 3.0, "success": 3, "error": 0},
+        {"stage": "PROCESSED", "total": True, "success": 1, "error": 0},
+        {"stage": "PROCESSED", "total": 3, "success": None, "error": 0},
+        {"stage": "PROCESSED", "total": 3, "success": 3},
+        {"stage": 1, "total": 3, "success": 3, "error": 0},
+        {"stage": None, "total": 3, "success": 3, "error": 0},
+        [],
+        None,
+    ],
+)
+async def test_a_tracking_status_of_the_wrong_shape_is_unexpected(
+    make_client: MakeClient, body: Any
+) -> None:
+    recorder = Recorder(reply(200, content=json.dumps(body).encode()))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError):
+            await client.get_tracking("t")
+        with pytest.raises(UnexpectedResponseError):
+            await client.wait_for_tracking("t")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**REFERENCE_USER, "id": 12},
+        {**REFERENCE_USER, "id": None},
+        {**REFERENCE_USER, "email": None},
+        {**REFERENCE_USER, "email": ["a@example.com"]},
+        {**REFERENCE_USER, "businessUnit": 5},
+        {**REFERENCE_USER, "xngId": {"x": 1}},
+        {"email": "a@example.com"},
+        [REFERENCE_USER],
+        "user",
+        None,
+    ],
+)
+async def test_a_user_of_the_wrong_shape_is_unexpected(make_client: MakeClient, body: Any) -> None:
+    recorder = Recorder(reply(200, content=json.dumps(body).encode()))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError):
+            await client.get_user("1")
+        with pytest.raises(UnexpectedResponseError):
+            await client.get_user_by_email("a@example.com")
+
+
+@pytest.mark.parametrize("errors", [{"code": "4"}, [1], ["x"], [None], "errors"])
+async def test_a_202_batch_with_errors_of_the_wrong_shape_is_unexpected(
+    make_client: MakeClient, errors: Any
+) -> None:
+    recorder = Recorder(reply(202, {**TRACKING, "errors": errors}))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError):
+            await client.batch([{"id": "1", "email": "a@example.com"}])
+
+
+async def test_a_body_nested_too_deep_to_read_is_a_typed_error(make_client: MakeClient) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    recorder = Recorder(reply(200, content=deep), reply(400, content=deep))
+    async with make_client(recorder) as client:
+        with pytest.raises(UnexpectedResponseError):
+            await client.get_user("1")
+        with pytest.raises(ValidationError) as caught:
+            await client.get_user("1")
+    assert caught.value.errors == []
+    assert len(caught.value.body) == len(deep)
+
+
+async def test_a_well_formed_body_still_reads_with_extra_keys(make_client: MakeClient) -> None:
+    recorder = Recorder(
+        reply(202, {**TRACKING, "extra": 1}),
+        reply(200, {"stage": "PENDING", "total": 2, "success": 0, "error": 0, "eta": "1s"}),
+    )
+    async with make_client(recorder) as client:
+        accepted = await client.delete_user("1")
+        status = await client.get_tracking(accepted.tracking_id)
+    assert accepted == Accepted(tracking_id=TRACKING["trackingId"])
+    assert status == TrackingStatus(stage=Stage.PENDING, total=2, success=0, error=0)

@@ -14,7 +14,6 @@ import logging
 import socket
 import ssl
 import sys
-import threading
 from collections.abc import Iterator
 
 import anyio
@@ -26,94 +25,11 @@ from activatepro_async._transport import AutoTransport, fast_transport_available
 from activatepro_async.emulator import Emulator, Faults
 
 from .helpers import API_KEY
+from .loopback import LoopbackServer
 
 pytestmark = pytest.mark.anyio
 
 FAST = fast_transport_available()
-OK = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 47\r\n\r\n"
-    b'{"id":"42","email":"ada@example.com","a":"bcd"}'
-)
-CUT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
-
-
-class LoopbackServer:
-    """Answers each request on 127.0.0.1 by ``mode``: "ok", "drop", "cut" or "hang".
-
-    It counts the connections it accepted and the ones whose client closed them.
-    """
-
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
-        self.accepted = 0
-        self.closed_by_client = 0
-        self.requests = 0
-        self.a_client_closed = threading.Event()
-        self._counted = threading.Condition()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
-        with conn:
-            buffer = b""
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    with self._counted:
-                        self.closed_by_client += 1
-                        self._counted.notify_all()
-                    self.a_client_closed.set()
-                    return
-                buffer += data
-                if b"\r\n\r\n" not in buffer:
-                    continue
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                buffer = buffer[length:]
-                self.requests += 1
-                if self.mode == "drop":
-                    return
-                if self.mode == "cut":
-                    conn.sendall(CUT)
-                    return
-                if self.mode == "hang":
-                    continue  # no answer: wait for more, or for the client to close
-                conn.sendall(OK)
-
-    def wait_closed_by_client(self, count: int) -> bool:
-        """Wait (5 s at most) until the client has closed ``count`` connections."""
-        with self._counted:
-            return self._counted.wait_for(lambda: self.closed_by_client >= count, 5)
-
-    def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(5)
-        self._listener.close()
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ What this module adds to ``AiohttpTransport``:
   that drops the connection would read as a timeout. Here a disconnect is
   ``httpx.RemoteProtocolError``, a reset ``httpx.ReadError``, a refused
   connection ``httpx.ConnectError``, as on the default transport.
+- **The URL as httpx built it.** aiohttp would re-normalise the string it is
+  given (``/users/%2E%2E`` becomes ``/``); here it is sent byte for byte.
 - **One aiohttp session per event loop.** A session belongs to the loop it was
   made on. It is closed when that loop shuts down (``asyncio.run`` finalises
   async generators, and one holds the session open), and a client used on a
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -88,6 +90,25 @@ def _remapped(exc: Exception) -> httpx.TransportError | None:
     return _map_aiohttp_error(cause)
 
 
+def _send_urls_as_encoded(session: aiohttp.ClientSession) -> None:
+    """Make ``session`` send each URL exactly as httpx encoded it.
+
+    httpx-aiohttp hands aiohttp ``str(request.url)``, and yarl re-normalises a
+    string: it decodes ``%2E`` and then drops the dot segment (``/users/%2E%2E``
+    would go out as ``GET /``), and decodes ``%3B``, ``%3D`` and the like. A URL
+    built with ``encoded=True`` is sent as it is. The instance attribute shadows
+    the method, bypassing aiohttp's debug-mode ``__setattr__`` warning.
+    """
+    from yarl import URL
+
+    request = session.request
+
+    def request_as_encoded(method: str, url: str | URL, **kwargs: Any) -> Any:
+        return request(method, URL(url, encoded=True) if isinstance(url, str) else url, **kwargs)
+
+    vars(session)["request"] = request_as_encoded
+
+
 class _MappedStream(httpx.AsyncByteStream):
     """The response body of the aiohttp transport, with its errors re-mapped."""
 
@@ -137,6 +158,7 @@ class _LoopTransport:
         # aiohttp sends an idempotent request a second time when the server drops
         # the connection; httpx does not. One send per try: the SDK's policy retries.
         session._retry_connection = False
+        _send_urls_as_encoded(session)
         return session
 
     async def hold_until_loop_ends(self) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,7 @@ from ._retry import (
 )
 from ._transport import AutoTransport
 from ._version import __version__
+from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS, encode_json
 from .errors import (
     APIConnectionError,
     ApiError,
@@ -47,25 +49,35 @@ from .errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from .models import Accepted, BatchAccepted, TrackingStatus, User, converter, user_to_wire
+from .models import (
+    Accepted,
+    BatchAccepted,
+    DeletedItem,
+    TrackingStatus,
+    User,
+    converter,
+    deleted_to_wire,
+    json_type,
+    tracking_id_from_wire,
+    user_to_wire,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
 
     from .bulk import BulkProgress, BulkResult
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "AsyncClient"]
+__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient"]
 
 logger = logging.getLogger("activatepro_async")
 
 DEFAULT_BASE_URL = "https://api.crossengage.io"
-#: The API takes at most this many items (``updated`` + ``deleted``) per batch.
-MAX_BATCH_ITEMS = 1000
+#: The longest URL a request may have, percent-encoded: httpx's own limit.
+MAX_URL_LENGTH = 65_536
 API_KEY_ENV = "ACTIVATEPRO_API_KEY"
 BASE_URL_ENV = "ACTIVATEPRO_BASE_URL"
 
 _T = TypeVar("_T")
-DeletedItem = str | User | Mapping[str, Any]
 
 
 class _Secret:
@@ -84,6 +96,12 @@ class _Secret:
 
     def redact(self, text: str) -> str:
         return text.replace(self._value, "***") if self._value in text else text
+
+    def redact_error(self, error: ApiError) -> ApiError:
+        """``error`` with the key out of its free text; its code and pointer are data, kept."""
+        info = None if error.info is None else self.redact(error.info)
+        title, details = self.redact(error.title), self.redact(error.details)
+        return attrs.evolve(error, title=title, details=details, info=info)
 
 
 class _RedactedHeaders(dict[str, str]):
@@ -108,16 +126,42 @@ def _check_api_key(api_key: str | None) -> str:
 
 
 def _check_base_url(base_url: str | None) -> str:
+    """``base_url`` without its trailing ``/``, once sure every request can be built on it.
+
+    Whatever is wrong is a :class:`ConfigurationError` here, not an httpx error
+    from the first call.
+    """
     if base_url is None:
         base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    parts = urlsplit(base_url)
+    where = f"(pass base_url= or set {BASE_URL_ENV})"
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__} {where}")
+    # A URL with "@" may hold a password: the messages do not repeat it.
+    shown = "(not shown: it may hold a password)" if "@" in base_url else repr(base_url)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+        # What every request builds, to the letter (an IPv4 address out of range...).
+        httpx.URL(base_url.rstrip("/") + "/users/x")
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ConfigurationError(f"base_url {shown} is not a valid URL: {exc} {where}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
-            f"base_url must be an http:// or https:// URL, got {base_url!r} "
-            f"(pass base_url= or set {BASE_URL_ENV})"
+            f"base_url must be an http:// or https:// URL, got {shown} {where}"
         )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"base_url may not have a query or fragment: {base_url!r}")
+    problem = None
+    if parts.username is not None or parts.password is not None:
+        problem = "may not hold a user name or password (the API key is the credential)"
+    elif not parts.hostname:
+        problem = "has no host"
+    elif any(char.isspace() or not char.isprintable() for char in base_url):
+        problem = "may not hold spaces or line breaks"
+    elif parts.query or parts.fragment:
+        problem = "may not have a query or fragment"
+    if problem is not None:
+        raise ConfigurationError(f"base_url {shown} {problem} {where}")
     return base_url.rstrip("/")
 
 
@@ -137,32 +181,24 @@ def path_segment(value: str, what: str) -> str:
     return quote(value, safe="")
 
 
-def _encode_json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+#: What :func:`_parse_error_body` gives for a body without a ``trackingId`` key.
+_NO_TRACKING_ID = object()
 
 
-def _deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
-    if isinstance(item, str):
-        if not item:
-            raise ValueError("a deleted user id must not be empty")
-        return {"id": item}
-    if isinstance(item, User):
-        return {"id": item.id, "email": item.email}
-    if isinstance(item, Mapping):
-        return dict(item)
-    raise TypeError(
-        f"deleted items are user ids (str), Users or mappings, got {type(item).__name__}"
-    )
+def _parse_error_body(text: str, secret: _Secret) -> tuple[list[ApiError], object]:
+    """The ``errors`` and raw ``trackingId`` of an error body; nothing if it is not JSON.
 
-
-def _parse_error_body(text: str) -> tuple[list[ApiError], str | None]:
-    """The ``errors`` and ``trackingId`` of an error body; nothing if it is not JSON."""
+    The body is read as it came; then only the free text of each error (title,
+    details, info) is redacted. Redacting first would change what is read
+    whenever the key's text occurs in the body: a test key ``k`` is in
+    ``"trackingId"``, a key ``1`` in the pointer ``/updated/1/email``.
+    """
     try:
         data = json.loads(text) if text else None
-    except ValueError:
-        return [], None
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+        return [], _NO_TRACKING_ID
     if not isinstance(data, dict):
-        return [], None
+        return [], _NO_TRACKING_ID
     errors: list[ApiError] = []
     raw_errors = data.get("errors")
     if isinstance(raw_errors, list):
@@ -170,12 +206,12 @@ def _parse_error_body(text: str) -> tuple[list[ApiError], str | None]:
             if not isinstance(raw, dict):
                 continue
             try:
-                errors.append(converter.structure(raw, ApiError))
+                error = converter.structure(raw, ApiError)
             except (ValueError, TypeError, cattrs.BaseValidationError):
                 # A code that is not a number: keep what we can read.
-                errors.append(ApiError(code=0, title=str(raw.get("title", "")), details=str(raw)))
-    tracking_id = data.get("trackingId")
-    return errors, tracking_id if isinstance(tracking_id, str) else None
+                error = ApiError(code=0, title=str(raw.get("title", "")), details=str(raw))
+            errors.append(secret.redact_error(error))
+    return errors, data.get("trackingId", _NO_TRACKING_ID)
 
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -196,8 +232,19 @@ def _status_error(
     response: httpx.Response, method: str, path: str, secret: _Secret
 ) -> APIStatusError:
     status = response.status_code
+    errors, raw_tracking_id = _parse_error_body(response.text, secret)
+    tracking_id = None
+    if raw_tracking_id is not _NO_TRACKING_ID:
+        try:
+            tracking_id = tracking_id_from_wire(raw_tracking_id)
+        except (TypeError, ValueError) as exc:
+            if status == 400:
+                # A partial success (some users taken) that names no tracking id to
+                # follow them by: neither it nor a refusal can be reported truthfully.
+                raise _unexpected(
+                    response, "a partial success it can follow", str(exc), secret
+                ) from None
     body = secret.redact(response.text)
-    errors, tracking_id = _parse_error_body(body)
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     reason = response.reason_phrase or ""
     message = f"{status} {reason} on {method} {path}".replace("  ", " ")
@@ -210,6 +257,7 @@ def _status_error(
         message += f": {snippet}"
     if status in _HINTS:
         message += f" ({_HINTS[status]})"
+    message = secret.redact(message)  # the pointers of its errors, too
     retry_after = (
         parse_retry_after(response.headers.get("Retry-After"))
         if status in RETRY_AFTER_STATUSES
@@ -227,7 +275,36 @@ def _status_error(
     )
 
 
-def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:
+def _reason(exc: BaseException) -> str:
+    """What is wrong with a body, from the first leaf of a cattrs error tree."""
+    while isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no {exc.args[0]}"
+    if isinstance(exc, (json.JSONDecodeError, RecursionError)):
+        return f"not JSON that can be read: {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _unexpected(
+    response: httpx.Response, expected: str, reason: str, secret: _Secret
+) -> UnexpectedResponseError:
+    """A response the SDK cannot act on: not ``expected``, because of ``reason``."""
+    text = secret.redact(response.text)
+    snippet = " ".join(text.split())[:200]
+    path = response.request.url.raw_path.decode("ascii", "replace")[:100]
+    return UnexpectedResponseError(
+        secret.redact(
+            f"{response.status_code} from {response.request.method} {path} is not "
+            f"{expected} ({reason}): {snippet!r} (is a proxy answering instead of the "
+            "API? check base_url)"
+        ),
+        status_code=response.status_code,
+        body=text,
+    )
+
+
+def _connection_error(exc: httpx.RequestError, method: str, path: str) -> APIConnectionError:
     kind = type(exc).__name__
     detail = str(exc) or kind
     if isinstance(exc, httpx.TimeoutException):
@@ -239,6 +316,26 @@ def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIC
     return APIConnectionError(
         f"{method} {path} got no complete response ({kind}: {detail})", method=method, path=path
     )
+
+
+def _forget_locals(exc: BaseException) -> None:
+    """Clear the locals of the frames that ``exc``, and all it chains, came up through.
+
+    Below the SDK, the transport's frames hold the request headers, and so the
+    key, in their locals (aiohttp's ``headers``, h11's ``Request`` event); crash
+    reporters, ``pytest --showlocals`` and ``TracebackException(capture_locals=True)``
+    show every local of every frame. The frames stay, with their files and lines.
+    Those are finished frames; ``clear_frames`` skips one still running (ours).
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        todo += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
 
 
 def _closed_error(method: str, path: str) -> APIConnectionError:
@@ -368,7 +465,7 @@ class AsyncClient:
         Returns once the API has queued the change; the change is visible after
         its tracking id reaches ``PROCESSED`` (see :meth:`wait_for_tracking`).
         """
-        body = _encode_json(user_to_wire(user))
+        body = encode_json(user_to_wire(user))
         return self._read(await self._request("PUT", "/users", content=body), Accepted)
 
     async def delete_user(self, user_id: str) -> Accepted:
@@ -391,7 +488,7 @@ class AsyncClient:
         """
         body = {
             "updated": [user_to_wire(u) for u in updated],
-            "deleted": [_deleted_to_wire(d) for d in deleted],
+            "deleted": [deleted_to_wire(d) for d in deleted],
         }
         count = len(body["updated"]) + len(body["deleted"])
         if count == 0:
@@ -401,7 +498,7 @@ class AsyncClient:
                 f"a batch holds at most {MAX_BATCH_ITEMS} items, got {count}: "
                 "use upsert_many() / delete_many(), which split any number of users"
             )
-        return await self._send_batch(_encode_json(body))
+        return await self._send_batch(encode_json(body))
 
     async def _send_batch(
         self, body: bytes, *, on_retry: Callable[[RetryEvent], object] | None = None
@@ -464,7 +561,7 @@ class AsyncClient:
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
-        max_chunk_bytes: int = 16 * 1024 * 1024,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
@@ -540,7 +637,7 @@ class AsyncClient:
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
-        max_chunk_bytes: int = 16 * 1024 * 1024,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
@@ -581,6 +678,12 @@ class AsyncClient:
         """Send one request, retrying as the policy says; raise the mapped error."""
         policy = self.retry
         url = self.base_url + path
+        if len(url) > MAX_URL_LENGTH:
+            raise ValueError(
+                f"{method} {path[:60]}... would be a URL of {len(url):,} characters once "
+                f"percent-encoded, over the limit of {MAX_URL_LENGTH:,}: no user id, email, "
+                "business unit or tracking id is that long, check the value passed"
+            )
         headers = self._headers if content is None else self._json_headers
         started = policy.clock()
         waits = policy.waits()
@@ -592,7 +695,17 @@ class AsyncClient:
             retry_after: float | None = None
             try:
                 response = await self._send_once(method, url, content, headers)
-            except httpx.TransportError as exc:
+            except httpx.InvalidURL as exc:
+                # The base URL was checked when the client was made, the path is
+                # encoded and its length checked: this is a bug, said as a setting.
+                raise ConfigurationError(
+                    f"cannot build the URL of {method} {path[:60]} on {self.base_url!r}: {exc}"
+                ) from None
+            except httpx.RequestError as exc:
+                # The cause kept is the httpx error alone: what it was raised from may
+                # hold the request (aiohttp's ClientResponseError keeps the headers, and
+                # so the key, in its request_info).
+                exc.__cause__ = exc.__context__ = None
                 error: Exception = _connection_error(exc, method, path)
                 logger.debug(
                     "%s %s -> %s (attempt %d, %.1f ms)",
@@ -620,7 +733,7 @@ class AsyncClient:
 
             wait = self._next_wait(waits, retry_after, attempt, started)
             if wait is None:
-                if isinstance(cause, httpx.TransportError):
+                if isinstance(cause, httpx.RequestError):
                     raise error from cause
                 raise error
             event = RetryEvent(method, path, attempt, wait, status, None if status else cause)
@@ -629,6 +742,9 @@ class AsyncClient:
                 method, path, wait, status or type(cause).__name__, attempt,
                 policy.max_retries + 1,
             )  # fmt: skip
+            # The user's hook first, then the caller's (bulk's AIMD): both see every retry.
+            if policy.on_retry is not None:
+                policy.on_retry(event)
             if on_retry is not None:
                 on_retry(event)
             await policy.sleep(wait)
@@ -645,9 +761,12 @@ class AsyncClient:
                 return await self._http.request(
                     method, url, content=content, headers=headers, timeout=self._timeout
                 )
-        except TimeoutError as exc:
-            message = f"no complete response within {self._try_deadline:g} s"
-            raise httpx.TimeoutException(message) from exc
+        except BaseException as exc:  # cancellations too: they are rendered with locals alike
+            _forget_locals(exc)
+            if isinstance(exc, TimeoutError):
+                message = f"no complete response within {self._try_deadline:g} s"
+                raise httpx.TimeoutException(message) from exc
+            raise
 
     def _next_wait(
         self, waits: Any, retry_after: float | None, attempt: int, started: float
@@ -669,15 +788,11 @@ class AsyncClient:
     def _read(self, response: httpx.Response, cls: type[_T]) -> _T:
         """The success body as ``cls``; a body we cannot read is a typed error."""
         try:
-            return converter.structure(response.json(), cls)
-        except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as exc:
-            text = self._secret.redact(response.text)
-            snippet = " ".join(text.split())[:200]
-            raise UnexpectedResponseError(
-                f"{response.status_code} from {response.request.method} "
-                f"{response.request.url.raw_path.decode('ascii', 'replace')} "
-                f"is not a {cls.__name__}: {snippet!r} (is a proxy answering "
-                "instead of the API? check base_url)",
-                status_code=response.status_code,
-                body=text,
-            ) from exc
+            data = response.json()
+            if not isinstance(data, dict):
+                raise TypeError(f"the body is {json_type(data)}, not an object")
+            return converter.structure(data, cls)
+        except (ValueError, TypeError, KeyError, RecursionError, cattrs.BaseValidationError) as exc:
+            reason = _reason(exc)
+        # Raised outside the except: the frames of json and cattrs hold the raw body.
+        raise _unexpected(response, f"the {cls.__name__} the API sends", reason, self._secret)

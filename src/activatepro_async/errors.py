@@ -6,7 +6,8 @@ Everything the SDK raises on purpose derives from :class:`ActivateProError`::
     ├── ConfigurationError        bad settings (no API key, a bad base URL); also a ValueError
     ├── APIConnectionError        the request did not get a complete answer
     │   └── APITimeoutError       ... because a timeout ran out
-    ├── UnexpectedResponseError   a success status with a body we cannot read
+    ├── UnexpectedResponseError   a success status with a body we cannot read (or a
+    │                             partial 400 without a usable tracking id)
     ├── TrackingTimeoutError      wait_for_tracking() gave up; also a TimeoutError
     ├── BulkError                 a bulk run left users unstored; .result says which
     └── APIStatusError            the server answered with an error status
@@ -20,6 +21,10 @@ Everything the SDK raises on purpose derives from :class:`ActivateProError`::
 Every :class:`APIStatusError` carries the HTTP ``status_code``, the raw response
 text as ``body`` (whatever it was: JSON, HTML from a proxy, empty) and the parsed
 ``errors`` (a list of :class:`ApiError`, empty when the body held none).
+
+Besides these, a call raises only ``ValueError`` or ``TypeError``, for an
+argument refused before anything is sent (an empty id, a batch over 1000 items,
+an id so long that its URL would pass ``client.MAX_URL_LENGTH`` characters).
 
 The API key never appears in any of these messages.
 """
@@ -125,7 +130,9 @@ class ConfigurationError(ActivateProError, ValueError):
 class APIConnectionError(ActivateProError):
     """No complete response came back: connection refused or dropped, a body cut short.
 
-    Raised after the retries ran out; ``__cause__`` holds the httpx exception.
+    Raised after the retries ran out; ``__cause__`` holds the httpx exception
+    (alone: what it was raised from, and the locals of the frames it came through,
+    are dropped, since they hold the request headers and so the API key).
     """
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
@@ -141,8 +148,11 @@ class APITimeoutError(APIConnectionError):
 class UnexpectedResponseError(ActivateProError):
     """The server answered with a success status but a body the SDK cannot read.
 
-    This usually means something between you and the API (a proxy, a captive
-    portal) answered instead of ActivatePro. ``body`` holds the raw text.
+    Cannot read: not JSON, or a value of the wrong type (a ``trackingId`` that
+    is not a non-empty string, a count that is not an integer). A 400 that
+    claims a partial success without a usable ``trackingId`` is one too. This
+    usually means something between you and the API (a proxy, a captive portal)
+    answered instead of ActivatePro. ``body`` holds the text (the key redacted).
     """
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:

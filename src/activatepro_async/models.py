@@ -6,7 +6,6 @@ Python spelling lives here (``business_unit``, ``tracking_id``); wire spelling
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +14,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._wire import attributes_to_wire
 from .errors import ApiError, ErrorCode
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "TrackingStatus",
     "User",
     "converter",
+    "deleted_to_wire",
     "to_wire",
     "user_to_wire",
 ]
@@ -118,39 +119,6 @@ class BatchAccepted:
 # --------------------------------------------------------------------------
 
 
-def _format_datetime(value: dt.datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"naive datetime {value.isoformat()!r}: the API stores UTC, so give it a "
-            "time zone (e.g. datetime.now(timezone.utc) or value.replace(tzinfo=timezone.utc))"
-        )
-    text = value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
-def _wire_value(value: Any) -> Any:
-    """A custom attribute value as JSON can carry it (dates become strings)."""
-    # datetime is a subclass of date: test it first.
-    if isinstance(value, dt.datetime):
-        return _format_datetime(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _wire_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_wire_value(v) for v in value]
-    return value
-
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _wire_attributes(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
-    for key, value in attributes.items():
-        # Most values are plain: skip the recursive call for them (bulk hot path).
-        out[key] = value if type(value) in _PLAIN else _wire_value(value)
-
-
 def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
     """A user as the JSON object the API takes.
 
@@ -163,11 +131,11 @@ def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
             out["businessUnit"] = user.business_unit
         if user.xng_id is not None:
             out["xngId"] = user.xng_id
-        _wire_attributes(user.attributes, out)
+        attributes_to_wire(user.attributes, out)
         return out
     if isinstance(user, Mapping):
         out = {}
-        _wire_attributes(user, out)
+        attributes_to_wire(user, out)
         return out
     raise TypeError(
         f"expected a User or a mapping in wire form, got {type(user).__name__}: "
@@ -175,16 +143,81 @@ def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+#: What ``batch(deleted=...)`` and ``delete_many`` take: an id, a User or a wire mapping.
+DeletedItem = str | User | Mapping[str, Any]
+
+
+def deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
+    """An item to delete as the JSON object the API takes (``{"id": ...}``)."""
+    if isinstance(item, str):
+        if not item:
+            raise ValueError("a deleted user id must not be empty")
+        return {"id": item}
+    if isinstance(item, User):
+        return {"id": item.id, "email": item.email}
+    if isinstance(item, Mapping):
+        return dict(item)
+    raise TypeError(
+        f"deleted items are user ids (str), Users or mappings, got {type(item).__name__}"
+    )
+
+
+# Reading the wire is strict: a value of the wrong JSON type is an error, never
+# coerced (str(None) would make the tracking id 'None', int("3") a count).
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _wire_str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {json_type(value)}")
+    return value
+
+
+def _wire_optional_str(value: Any, name: str) -> str | None:
+    return None if value is None else _wire_str(value, name)
+
+
+def tracking_id_from_wire(value: Any) -> str:
+    """The ``trackingId`` of a response: a non-empty string, or a ``TypeError``/``ValueError``."""
+    if not _wire_str(value, "trackingId"):
+        raise ValueError("trackingId must not be empty")
+    return str(value)
+
+
+def _str_from_wire(value: Any, _: type[str]) -> str:
+    return _wire_str(value, "a text field")
+
+
+def _int_from_wire(value: Any, _: type[int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a count must be an integer, got {json_type(value)}")
+    return value
+
+
 def _user_from_wire(data: Any, _: type[User]) -> User:
     if not isinstance(data, Mapping):
-        raise TypeError(f"a user must be a JSON object, got {type(data).__name__}")
+        raise TypeError(f"a user must be a JSON object, got {json_type(data)}")
+    if "id" not in data or "email" not in data:
+        raise ValueError("a user needs an id and an email")
     rest = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
     return User(
-        id=str(data["id"]),
-        email=str(data["email"]),
-        business_unit=data.get("businessUnit"),
+        id=_wire_str(data["id"], "id"),
+        email=_wire_str(data["email"], "email"),
+        business_unit=_wire_optional_str(data.get("businessUnit"), "businessUnit"),
         attributes=rest,
-        xng_id=data.get("xngId"),
+        xng_id=_wire_optional_str(data.get("xngId"), "xngId"),
     )
 
 
@@ -197,6 +230,8 @@ def _error_code(value: Any, _: type[Any]) -> ErrorCode | int:
 
 
 def _api_error_from_wire(data: Any, _: type[ApiError]) -> ApiError:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"an error must be a JSON object, got {json_type(data)}")
     source = data.get("source")
     pointer = source.get("pointer") if isinstance(source, Mapping) else None
     return ApiError(
@@ -220,18 +255,19 @@ def _api_error_to_wire(error: ApiError) -> dict[str, Any]:
 
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
+    conv.register_structure_hook(str, _str_from_wire)
+    conv.register_structure_hook(int, _int_from_wire)
+    # Stage is a str: without its own hook it would get str's and stay a plain str.
+    conv.register_structure_hook(Stage, lambda v, _: Stage(_wire_str(v, "stage")))
     conv.register_structure_hook(User, _user_from_wire)
     conv.register_unstructure_hook(User, user_to_wire)
     conv.register_structure_hook(ApiError, _api_error_from_wire)
     conv.register_unstructure_hook(ApiError, _api_error_to_wire)
-    conv.register_structure_hook(
-        Accepted,
-        make_dict_structure_fn(Accepted, conv, tracking_id=override(rename="trackingId")),
-    )
-    conv.register_structure_hook(
-        BatchAccepted,
-        make_dict_structure_fn(BatchAccepted, conv, tracking_id=override(rename="trackingId")),
-    )
+    tracking_id = override(rename="trackingId", struct_hook=lambda v, _: tracking_id_from_wire(v))
+    for cls in (Accepted, BatchAccepted):
+        conv.register_structure_hook(
+            cls, make_dict_structure_fn(cls, conv, tracking_id=tracking_id)
+        )
     return conv
 
 

@@ -109,6 +109,8 @@ def _api_errors() -> Iterator[None]:
         ) from None
     except APIConnectionError as exc:
         raise click.ClickException(f"{exc} (is --base-url right, and the API reachable?)") from None
+    except ValueError as exc:  # an argument the SDK refuses (an empty id, one too long)
+        raise UsageProblem(str(exc)) from None
     except ActivateProError as exc:
         raise click.ClickException(str(exc)) from None
 
