@@ -31,8 +31,8 @@ from typing import Any
 
 import attrs
 
+from ._wire import date_to_wire, datetime_to_wire, encode_json
 from .errors import ApiError, ErrorCode
-from .models import _format_datetime
 
 __all__ = [
     "TYPES",
@@ -92,7 +92,10 @@ def _to_string(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return encode_json(value).decode()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{short_repr(value)} cannot be sent as text: {exc}") from None
 
 
 def _to_integer(value: Any) -> Any:
@@ -139,9 +142,9 @@ def _date_caster(fmt: str | None) -> Caster:
         text = value.strip()
         try:
             if fmt is not None:
-                return dt.datetime.strptime(text, fmt).date().isoformat()
+                return date_to_wire(dt.datetime.strptime(text, fmt).date())
             if _DATE.fullmatch(text):
-                return dt.date.fromisoformat(text).isoformat()
+                return date_to_wire(dt.date.fromisoformat(text))
         except ValueError:
             pass
         wanted = fmt or "YYYY-MM-DD"
@@ -171,7 +174,7 @@ def _datetime_caster(fmt: str | None) -> Caster:
                 f"{value!r} has no time zone: the API stores UTC, so add one "
                 "(Z or +01:00; %z in a format)"
             )
-        return _format_datetime(parsed)
+        return datetime_to_wire(parsed)
 
     return cast
 

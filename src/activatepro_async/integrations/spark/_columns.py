@@ -12,13 +12,12 @@ values of each kind into wire values and leaves nulls out.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..._rows import Caster, RowRules, Spelling, positional, required_keys
-from ...models import _format_datetime
+from ..._wire import date_to_wire, micros_to_wire
 from ._pyspark import F, T
 
 if TYPE_CHECKING:
@@ -137,18 +136,7 @@ def plan_delete(df: DataFrame, id_column: str) -> list[Column]:
     return [col]
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def _micros_to_wire(micros: int) -> str:
-    return _format_datetime(_EPOCH + dt.timedelta(microseconds=micros))
-
-
-def _date_to_wire(value: dt.date) -> str:
-    return value.isoformat()
-
-
-_CASTS: dict[int, Caster] = {_MICROS: _micros_to_wire, _DATE: _date_to_wire, _JSON: json.loads}
+_CASTS: dict[int, Caster] = {_MICROS: micros_to_wire, _DATE: date_to_wire, _JSON: json.loads}
 
 
 def row_converter(plan: Plan) -> Callable[[Row], dict[str, Any]]:
