@@ -5,12 +5,15 @@ The rules themselves (renames, types, what a row needs) are tested once, in test
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from activatepro_async import ErrorCode
 from activatepro_async._cli.mapping import ColumnPlan, api_checks, parse_maps, parse_types
+
+from .conftest import Invoke, summary, write
 
 
 def codes(problems: list[Any]) -> list[int]:
@@ -90,3 +93,15 @@ def test_dry_run_flags_strings_over_16_kib_and_users_over_1_mib() -> None:
     many = {f"a{n}": "x" * 1000 for n in range(1100)}
     [big] = api_checks({"id": "1", "email": "a@b.c", **many})
     assert "over 1 MiB" in big.details
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real-run"])
+def test_a_user_that_cannot_be_encoded_is_rejected_by_a_dry_run_as_by_a_real_run(
+    invoke: Invoke, tmp_path: Path, dry_run: bool
+) -> None:
+    # JSON's "\\ud800" reads as a lone surrogate, which UTF-8 cannot carry.
+    lines = '{"id": "1", "email": "a@example.com", "note": "\\ud800"}\n'
+    path = write(tmp_path / "users.jsonl", lines)
+    result = invoke("import", path, "--json", *(["--dry-run"] if dry_run else []))
+    done = summary(result)
+    assert (done["rejected"], done["rejected_by_reason"]) == (1, {"Invalid JSON (1)": 1})

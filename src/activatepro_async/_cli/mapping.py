@@ -16,14 +16,13 @@ rules; the API stays the authority on a real run.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._rows import TYPES, RowRules, Spelling, caster, problem, required_keys
 from .._rows import short_repr as _short
-from .._wire import BUSINESS_UNIT, MAX_STRING_BYTES, MAX_USER_BYTES
+from .._wire import BUSINESS_UNIT, MAX_STRING_BYTES, MAX_USER_BYTES, encode_json
 from ..errors import ApiError, ErrorCode
 
 __all__ = [
@@ -142,9 +141,11 @@ def api_checks(user: dict[str, Any]) -> list[ApiError]:
             and len(value.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES
         ):
             problems.append(problem(ErrorCode.INVALID_FIELD, f"{key} is over 16 KB", "/" + key))
-    size = len(
-        json.dumps(user, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-    )
+    try:
+        size = len(encode_json(user))
+    except (ValueError, TypeError) as exc:  # a lone surrogate, say: a real run refuses it too
+        problems.append(problem(ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"))
+        return problems
     if size > MAX_USER_BYTES:
         problems.append(
             problem(ErrorCode.INVALID_FIELD, f"the user is {size} bytes as JSON, over 1 MiB")
