@@ -40,7 +40,7 @@ import attrs
 import httpx
 
 from activatepro_async import AsyncClient
-from activatepro_async import bulk as bulk_engine
+from activatepro_async import _wire as wire
 from activatepro_async.emulator import Emulator
 
 from . import _harness
@@ -74,13 +74,13 @@ class Measure:
 @contextlib.contextmanager
 def _encoder(contender: str) -> Iterator[None]:
     """The JSON encoder of a contender: ``sdk_stdlib`` turns orjson off for the run."""
-    saved = bulk_engine._orjson
+    saved = wire._orjson
     if contender == "sdk_stdlib":
-        bulk_engine._orjson = None
+        wire._orjson = None
     try:
         yield
     finally:
-        bulk_engine._orjson = saved
+        wire._orjson = saved
 
 
 def _measure_once(

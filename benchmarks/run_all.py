@@ -447,7 +447,7 @@ Top costs, and what was done about each:
    operation measured 0.985x (15 alternated rounds): within noise. The check and the
    copy are the contract (a user that cannot be sent is rejected with its reason and
    input position; a dict the caller changes later cannot reach the body), so they stay.
-3. **JSON encoding** (`_encode_telling`: `orjson.dumps` once per chunk, then a scan
+3. **JSON encoding** (`_wire.encode_json_telling`: `orjson.dumps` once per chunk, then a scan
    of the body for `null`, which guards against orjson writing NaN as null). A
    py-spy sample of five SDK runs put the scan level with orjson itself: `b"null" in
    body` took 93 µs per 173 KB body. **Changed:** the scan uses re's literal search

@@ -31,6 +31,7 @@ from activatepro_async import (
     User,
     ValidationError,
 )
+from activatepro_async import _wire as wire_module
 from activatepro_async import bulk as bulk_module
 
 from .helpers import API_KEY, FakeTime
@@ -214,7 +215,7 @@ async def test_chunks_are_split_so_no_body_is_over_max_chunk_bytes(
     api: MockAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch, orjson: bool
 ) -> None:
     if not orjson:
-        monkeypatch.setattr(bulk_module, "_orjson", None)
+        monkeypatch.setattr(wire_module, "_orjson", None)
     data = [
         {"id": f"u{i}", "email": f"u{i}@example.com", "firstName": "x" * 500} for i in range(60)
     ]
@@ -292,7 +293,7 @@ async def test_both_encoders_send_the_same_json(
     api: MockAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch, orjson: bool
 ) -> None:
     if not orjson:
-        monkeypatch.setattr(bulk_module, "_orjson", None)
+        monkeypatch.setattr(wire_module, "_orjson", None)
     data = [
         {"id": "é", "email": "a@example.com", "n": 2**63 + 1, "f": 0.1, "nested": {"a": [1, None]}},
         User("b", "b@example.com", attributes={"birthday": dt.date(1982, 8, 30), "x": None}),

@@ -31,8 +31,8 @@ def test_the_bulk_benchmark_prints_its_command_and_table(
 
 
 def test_the_stdlib_contender_leaves_the_orjson_path_on_afterwards() -> None:
-    from activatepro_async import bulk
+    from activatepro_async import _wire
 
-    before = bulk._orjson
+    before = _wire._orjson
     bench_bulk.run(users=100, rounds=1, target="null")
-    assert bulk._orjson is before
+    assert _wire._orjson is before

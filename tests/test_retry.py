@@ -305,3 +305,91 @@ def test_retry_policy_refuses_negative_settings() -> None:
         RetryPolicy(max_retries=-1)
     with pytest.raises(ValueError, match="initial_backoff"):
         RetryPolicy(initial_backoff=-0.1)
+
+
+# -- the public hook: RetryPolicy(on_retry=...) --------------------------------
+
+
+def _policy(fake_time: FakeTime, events: list[RetryEvent]) -> RetryPolicy:
+    return RetryPolicy(
+        jitter=None, sleep=fake_time.sleep, clock=fake_time.clock, on_retry=events.append
+    )
+
+
+async def test_the_policys_on_retry_sees_every_retry_of_a_single_call(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    recorder = Recorder(httpx.Response(503), httpx.ConnectError("refused"), OK)
+    events: list[RetryEvent] = []
+    async with make_client(recorder, retry=_policy(fake_time, events)) as client:
+        await client.upsert_user(USER)
+    assert [(e.method, e.path, e.attempt, e.status_code) for e in events] == [
+        ("PUT", "/users", 1, 503),
+        ("PUT", "/users", 2, None),
+    ]
+    assert isinstance(events[1].exception, httpx.ConnectError)
+    assert [e.wait for e in events] == fake_time.sleeps == [0.5, 1.0]
+
+
+async def test_the_policys_on_retry_survives_max_retries_shorthand(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    recorder = Recorder(httpx.Response(500), OK)
+    events: list[RetryEvent] = []
+    client = make_client(recorder, retry=_policy(fake_time, events), max_retries=2)
+    async with client:
+        await client.delete_user("1")
+    assert [e.status_code for e in events] == [500]
+
+
+async def test_the_policys_on_retry_sees_bulk_retries_and_the_aimd_still_counts_them(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    # Chunk 0 gets a 429 then a 503, the others are accepted at once.
+    recorder = Recorder(httpx.Response(429), httpx.Response(503), OK)
+    events: list[RetryEvent] = []
+    users = [{"id": str(i), "email": f"{i}@example.com"} for i in range(5)]
+    async with make_client(recorder, retry=_policy(fake_time, events)) as client:
+        result = await client.upsert_many(users, chunk_size=2, concurrency=1)
+    assert [(e.path, e.status_code) for e in events] == [
+        ("/users/batch", 429),
+        ("/users/batch", 503),
+    ]
+    assert result.retries == len(events) == 2  # the bulk engine's own hook fired too
+    assert result.accepted == 5
+
+
+async def test_an_exception_from_on_retry_fails_the_request_with_it(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    def explode(event: RetryEvent) -> None:
+        raise RuntimeError("metrics backend down")
+
+    policy = RetryPolicy(
+        jitter=None, sleep=fake_time.sleep, clock=fake_time.clock, on_retry=explode
+    )
+    recorder = Recorder(httpx.Response(503), OK)
+    async with make_client(recorder, retry=policy) as client:
+        with pytest.raises(RuntimeError, match="metrics backend down"):
+            await client.upsert_user(USER)
+    assert len(recorder.requests) == 1  # no retry after the hook refused
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_sync_client_hands_retries_to_the_policys_on_retry(backend: str) -> None:
+    from activatepro_async import Client
+
+    from .helpers import API_KEY
+
+    fake_time = FakeTime()
+    events: list[RetryEvent] = []
+    recorder = Recorder(httpx.Response(502), OK)
+    with Client(
+        API_KEY,
+        base_url="https://api.example.test",
+        transport=recorder.transport,
+        retry=_policy(fake_time, events),
+        backend=backend,
+    ) as client:
+        client.upsert_user(USER)
+    assert [(e.path, e.status_code) for e in events] == [("/users", 502)]

@@ -45,6 +45,17 @@ class RetryPolicy:
 
     >>> AsyncClient(retry=RetryPolicy(max_retries=3, total_timeout=20))
 
+    ``on_retry`` is called with a :class:`RetryEvent` before the wait of every
+    retry of every request the client makes with this policy: single calls,
+    each batch of ``upsert_many``/``delete_many``, tracking polls, and the
+    calls of the sync :class:`~activatepro_async.Client` (there it runs in the
+    client's event-loop thread). It is a plain callable, called synchronously
+    and never awaited: keep it quick (count, log, export a metric). An
+    exception it raises fails that request with it, and so stops a bulk run.
+
+    >>> retries = []
+    >>> AsyncClient(retry=RetryPolicy(on_retry=retries.append))
+
     ``sleep`` and ``clock`` are the waiting and time-keeping functions (tests
     pass fakes); ``jitter`` may be ``None`` for exact, repeatable waits.
     """
@@ -57,6 +68,7 @@ class RetryPolicy:
     jitter: Callable[[float], float] | None = backoff.full_jitter
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     clock: Callable[[], float] = time.monotonic
+    on_retry: Callable[[RetryEvent], object] | None = None
 
     def waits(self) -> Iterator[float]:
         """The backoff waits before retry 1, 2, 3, ... (jittered)."""
@@ -93,7 +105,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 @attrs.frozen
 class RetryEvent:
-    """One retry about to happen: handed to ``on_retry`` hooks and logged.
+    """One retry about to happen: handed to ``RetryPolicy(on_retry=...)`` and logged.
+
+    ``attempt`` is the number of the try that just failed (1 for the first),
+    ``wait`` the seconds slept before the next one.
 
     ``status_code`` is set when the server answered; ``exception`` when no
     complete answer came.

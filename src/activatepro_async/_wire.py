@@ -1,12 +1,33 @@
-"""The wire at the bottom: what the API takes, each limit defined once.
+"""The wire at the bottom: the API's limits, the wire form of a value, the JSON encoding.
 
-Everything above (the client, the bulk engine, the CLI, Spark, the emulator)
-imports its limits from here; this module imports nothing of the package.
+Each is defined once here, and everything above (the models' converter, the
+client, the bulk engine, the CLI, Spark, the emulator) calls it: nothing else
+formats a date or refuses a NaN. This module imports nothing of the package.
+
+- Values: a ``date`` is ``"1982-08-30"``, an aware ``datetime`` is UTC with
+  ``Z`` (``"2015-10-02T08:23:53Z"``, a fraction only when there is one), a
+  naive ``datetime`` is refused (the API stores UTC: say which zone), dicts and
+  lists are converted inside; NaN and the infinities are refused when encoding.
+- JSON: compact UTF-8; orjson when installed (about ten times faster on bulk
+  bodies), else the standard library, with the same meaning: orjson alone would
+  write NaN as ``null`` (which clears an attribute), so a body with ``null`` in
+  it is checked, and what orjson refuses (integers over 64 bits, non-string
+  keys) goes to the standard library, which decides.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:  # optional: the [fast] extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "BUSINESS_UNIT",
@@ -15,7 +36,19 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_STRING_BYTES",
     "MAX_USER_BYTES",
+    "PLAIN_TYPES",
+    "attributes_to_wire",
+    "date_to_wire",
+    "datetime_to_wire",
+    "encode_json",
+    "encode_json_telling",
+    "has_non_finite",
+    "item_encoder",
+    "micros_to_wire",
+    "value_to_wire",
 ]
+
+# -- the API's limits ---------------------------------------------------------
 
 #: The API takes at most this many items (``updated`` + ``deleted``) per batch.
 MAX_BATCH_ITEMS = 1000
@@ -29,3 +62,122 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CHUNK_BYTES = 16 * 1024 * 1024
 #: A business unit: 1 to 64 letters, digits, ``_`` or ``-``.
 BUSINESS_UNIT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# -- values -------------------------------------------------------------------
+
+#: The value types that are their own wire form (the bulk hot path tests this).
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+_EPOCH = dt.datetime(1970, 1, 1)  # naive UTC
+
+
+def _utc_naive_to_wire(value: dt.datetime) -> str:
+    # isoformat writes the fraction only when it is not zero: the API's form.
+    return value.isoformat() + "Z"
+
+
+def datetime_to_wire(value: dt.datetime) -> str:
+    """An aware datetime as the API's UTC string; a naive one is a ``ValueError``."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {value.isoformat()!r}: the API stores UTC, so give it a "
+            "time zone (e.g. datetime.now(timezone.utc) or value.replace(tzinfo=timezone.utc))"
+        )
+    return _utc_naive_to_wire(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+
+
+def micros_to_wire(micros: int) -> str:
+    """Microseconds since the Unix epoch (UTC), e.g. a Spark timestamp, as the API's string."""
+    return _utc_naive_to_wire(_EPOCH + dt.timedelta(microseconds=micros))
+
+
+def date_to_wire(value: dt.date) -> str:
+    """A date as ``"1982-08-30"``."""
+    return value.isoformat()
+
+
+def value_to_wire(value: Any) -> Any:
+    """A value as JSON can carry it: dates become strings, inside dicts and lists too."""
+    # datetime is a subclass of date: test it first.
+    if isinstance(value, dt.datetime):
+        return datetime_to_wire(value)
+    if isinstance(value, dt.date):
+        return date_to_wire(value)
+    if isinstance(value, Mapping):
+        return {k: value_to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [value_to_wire(v) for v in value]
+    return value
+
+
+def attributes_to_wire(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """Add ``attributes`` to the wire object ``out``, each value in its wire form."""
+    plain = PLAIN_TYPES
+    for key, value in attributes.items():
+        # Most values are plain: skip the recursive call for them (bulk hot path).
+        out[key] = value if type(value) in plain else value_to_wire(value)
+
+
+# -- JSON -----------------------------------------------------------------------
+
+# `b"null" in body`, faster: re's literal search took 139 µs per 1000-user chunk
+# with orjson's encoding, the `in` operator 175 (its skip table suits JSON badly).
+_find_null = re.compile(rb"null").search
+
+
+def has_non_finite(value: Any) -> bool:
+    """NaN or an infinity anywhere inside (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_non_finite(v) for v in value)
+    return False
+
+
+def _non_finite_error() -> ValueError:
+    return ValueError(
+        "NaN and infinity are not JSON numbers: send None to clear the attribute, "
+        "or leave the key out"
+    )
+
+
+def _stdlib_encode(value: Any) -> bytes:
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        if has_non_finite(value):
+            raise _non_finite_error() from None
+        raise
+    return text.encode()
+
+
+def encode_json_telling(value: Any) -> tuple[bytes, bool]:
+    """:func:`encode_json`, and whether orjson made the bytes (so it may take each part too)."""
+    if _orjson is not None:
+        try:
+            body: bytes = _orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError: let the standard library decide
+            pass
+        else:
+            # "null" is in every body that had a non-finite float; the walk is
+            # paid only then.
+            if _find_null(body) is None or not has_non_finite(value):
+                return body, True
+            raise _non_finite_error()
+    return _stdlib_encode(value), False
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry."""
+    return encode_json_telling(value)[0]
+
+
+def item_encoder(trusted: bool) -> Callable[[Any], bytes]:
+    """The encoder for the parts of a whole that :func:`encode_json_telling` took with orjson.
+
+    ``trusted`` (orjson made the whole, and it held no NaN) means orjson takes
+    each part as it is, without the checks.
+    """
+    return _orjson.dumps if trusted and _orjson is not None else encode_json

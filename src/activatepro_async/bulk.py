@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import re
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -54,7 +53,14 @@ import httpx
 
 from ._retry import RetryEvent
 from ._transport import AutoTransport
-from .client import MAX_BATCH_ITEMS, _deleted_to_wire, _encode_json
+from ._wire import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    MAX_BATCH_ITEMS,
+    MAX_USER_BYTES,
+    PLAIN_TYPES,
+    encode_json_telling,
+    item_encoder,
+)
 from .errors import (
     ActivateProError,
     ApiError,
@@ -65,18 +71,13 @@ from .errors import (
     PermissionDeniedError,
     UnexpectedResponseError,
 )
-from .models import _PLAIN, BatchAccepted, User, user_to_wire
+from .models import BatchAccepted, User, deleted_to_wire, user_to_wire
 
 if TYPE_CHECKING:
     from anyio import CancelScope
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .client import AsyncClient
-
-try:  # optional: about ten times faster than the standard library for bulk bodies
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
@@ -93,10 +94,6 @@ __all__ = [
 
 logger = logging.getLogger("activatepro_async")
 
-#: The API refuses a user whose compact JSON is larger than this (1 MiB).
-MAX_USER_BYTES = 1024 * 1024
-#: The default cap on one batch body; the API's own limit is higher (32 MiB).
-DEFAULT_MAX_CHUNK_BYTES = 16 * 1024 * 1024
 #: No cap below this: a chunk must at least hold an ordinary user.
 MIN_CHUNK_BYTES = 1024
 
@@ -109,11 +106,6 @@ AIMD_DECREASE = 0.5
 _CONGESTION_STATUSES = frozenset({429, 503})
 _ABORT_ERRORS = (AuthenticationError, PermissionDeniedError)
 _CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
-# The value types user_to_wire passes through unchanged (its own list).
-_PLAIN_TYPES = frozenset(_PLAIN)
-# `b"null" in body`, faster: re's literal search took 139 µs per 1000-user chunk
-# with orjson's encoding, the `in` operator 175 (its skip table suits JSON badly).
-_find_null = re.compile(rb"null").search
 # An RFC 6901 array index: ASCII digits, no leading zero; nine digits are more
 # than any chunk holds (and int() of thousands of digits raises).
 _POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
@@ -318,48 +310,6 @@ def _failure_message(result: BulkResult) -> str:
 
 
 # --------------------------------------------------------------------------
-# Encoding
-# --------------------------------------------------------------------------
-
-
-def _has_non_finite(value: Any) -> bool:
-    """NaN or an infinity anywhere inside (orjson would send them as null)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    return False
-
-
-def _encode(value: Any) -> bytes:
-    """Compact UTF-8 JSON with the meaning of ``_encode_json`` (orjson if installed).
-
-    Like the standard library path it refuses NaN and infinities (orjson alone
-    would write them as ``null``, which clears an attribute), and anything
-    orjson refuses (integers over 64 bits, non-string keys) goes through the
-    standard library, which decides. Raises ``ValueError``/``TypeError``.
-    """
-    return _encode_telling(value)[0]
-
-
-def _encode_telling(value: Any) -> tuple[bytes, bool]:
-    """:func:`_encode`, and whether orjson made the bytes (so it takes every part too)."""
-    if _orjson is not None:
-        try:
-            body: bytes = _orjson.dumps(value)
-        except TypeError:  # orjson.JSONEncodeError: let the standard library decide
-            pass
-        else:
-            # "null" is in every body that had a non-finite float; the walk is
-            # paid only then.
-            if _find_null(body) is None or not _has_non_finite(value):
-                return body, True
-    return _encode_json(value), False
-
-
-# --------------------------------------------------------------------------
 # Adaptive concurrency
 # --------------------------------------------------------------------------
 
@@ -477,7 +427,7 @@ class _Run:
         self.operation: Operation = operation
         self.key = "updated" if operation == "upsert" else "deleted"
         self.to_wire: Callable[[Any], dict[str, Any]] = (
-            user_to_wire if operation == "upsert" else _deleted_to_wire
+            user_to_wire if operation == "upsert" else deleted_to_wire
         )
         if operation == "upsert":
             self.head, self.tail = b'{"updated":[', b'],"deleted":[]}'
@@ -545,7 +495,7 @@ class _Run:
         wires, ids, positions = self.wires, self.ids, self.positions
         limit = self.chunk_size
         upsert = self.operation == "upsert"
-        all_plain = _PLAIN_TYPES.issuperset
+        all_plain = PLAIN_TYPES.issuperset
         for item in iterator:
             kind = type(item)
             if upsert and kind is dict and all_plain(map(type, item.values())):
@@ -640,7 +590,7 @@ class _Run:
             envelope = {"updated": empty, "deleted": wires}
         trusted = False
         try:
-            body, trusted = _encode_telling(envelope)
+            body, trusted = encode_json_telling(envelope)
         except (ValueError, TypeError, RecursionError):
             pass  # some user cannot be encoded: find it below
         else:
@@ -649,7 +599,7 @@ class _Run:
                 # Small enough that no single user can be over the per-user limit.
                 return [(body, ids, positions)], []
         # If orjson took the whole chunk (and it held no NaN), orjson takes
-        # each of its users as they are, without the checks of _encode.
+        # each of its users as they are, without the checks of encode_json.
         return self.encode_one_by_one(wires, ids, positions, trusted=trusted)
 
     def encode_one_by_one(
@@ -661,7 +611,7 @@ class _Run:
         trusted: bool = False,
     ) -> tuple[list[_Piece], list[RejectedUser]]:
         """The slow path: encode each user, reject the bad ones, pack by size."""
-        encode = _orjson.dumps if trusted and _orjson is not None else _encode
+        encode = item_encoder(trusted)
         overhead = len(self.head) + len(self.tail)
         chunks: list[_Piece] = []
         rejects: list[RejectedUser] = []

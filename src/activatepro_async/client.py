@@ -33,6 +33,7 @@ from ._retry import (
 )
 from ._transport import AutoTransport
 from ._version import __version__
+from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS, encode_json
 from .errors import (
     APIConnectionError,
     ApiError,
@@ -51,9 +52,11 @@ from .errors import (
 from .models import (
     Accepted,
     BatchAccepted,
+    DeletedItem,
     TrackingStatus,
     User,
     converter,
+    deleted_to_wire,
     json_type,
     tracking_id_from_wire,
     user_to_wire,
@@ -69,15 +72,12 @@ __all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient
 logger = logging.getLogger("activatepro_async")
 
 DEFAULT_BASE_URL = "https://api.crossengage.io"
-#: The API takes at most this many items (``updated`` + ``deleted``) per batch.
-MAX_BATCH_ITEMS = 1000
 #: The longest URL a request may have, percent-encoded: httpx's own limit.
 MAX_URL_LENGTH = 65_536
 API_KEY_ENV = "ACTIVATEPRO_API_KEY"
 BASE_URL_ENV = "ACTIVATEPRO_BASE_URL"
 
 _T = TypeVar("_T")
-DeletedItem = str | User | Mapping[str, Any]
 
 
 class _Secret:
@@ -179,24 +179,6 @@ def path_segment(value: str, what: str) -> str:
     if value in (".", ".."):
         return value.replace(".", "%2E")
     return quote(value, safe="")
-
-
-def _encode_json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def _deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
-    if isinstance(item, str):
-        if not item:
-            raise ValueError("a deleted user id must not be empty")
-        return {"id": item}
-    if isinstance(item, User):
-        return {"id": item.id, "email": item.email}
-    if isinstance(item, Mapping):
-        return dict(item)
-    raise TypeError(
-        f"deleted items are user ids (str), Users or mappings, got {type(item).__name__}"
-    )
 
 
 #: What :func:`_parse_error_body` gives for a body without a ``trackingId`` key.
@@ -517,7 +499,7 @@ class AsyncClient:
         Returns once the API has queued the change; the change is visible after
         its tracking id reaches ``PROCESSED`` (see :meth:`wait_for_tracking`).
         """
-        body = _encode_json(user_to_wire(user))
+        body = encode_json(user_to_wire(user))
         return self._read(await self._request("PUT", "/users", content=body), Accepted)
 
     async def delete_user(self, user_id: str) -> Accepted:
@@ -540,7 +522,7 @@ class AsyncClient:
         """
         body = {
             "updated": [user_to_wire(u) for u in updated],
-            "deleted": [_deleted_to_wire(d) for d in deleted],
+            "deleted": [deleted_to_wire(d) for d in deleted],
         }
         count = len(body["updated"]) + len(body["deleted"])
         if count == 0:
@@ -550,7 +532,7 @@ class AsyncClient:
                 f"a batch holds at most {MAX_BATCH_ITEMS} items, got {count}: "
                 "use upsert_many() / delete_many(), which split any number of users"
             )
-        return await self._send_batch(_encode_json(body))
+        return await self._send_batch(encode_json(body))
 
     async def _send_batch(
         self, body: bytes, *, on_retry: Callable[[RetryEvent], object] | None = None
@@ -613,7 +595,7 @@ class AsyncClient:
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
-        max_chunk_bytes: int = 16 * 1024 * 1024,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
@@ -689,7 +671,7 @@ class AsyncClient:
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
-        max_chunk_bytes: int = 16 * 1024 * 1024,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
@@ -794,6 +776,9 @@ class AsyncClient:
                 method, path, wait, status or type(cause).__name__, attempt,
                 policy.max_retries + 1,
             )  # fmt: skip
+            # The user's hook first, then the caller's (bulk's AIMD): both see every retry.
+            if policy.on_retry is not None:
+                policy.on_retry(event)
             if on_retry is not None:
                 on_retry(event)
             await policy.sleep(wait)

@@ -6,7 +6,6 @@ Python spelling lives here (``business_unit``, ``tracking_id``); wire spelling
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +14,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._wire import attributes_to_wire
 from .errors import ApiError, ErrorCode
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "TrackingStatus",
     "User",
     "converter",
+    "deleted_to_wire",
     "to_wire",
     "user_to_wire",
 ]
@@ -118,39 +119,6 @@ class BatchAccepted:
 # --------------------------------------------------------------------------
 
 
-def _format_datetime(value: dt.datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"naive datetime {value.isoformat()!r}: the API stores UTC, so give it a "
-            "time zone (e.g. datetime.now(timezone.utc) or value.replace(tzinfo=timezone.utc))"
-        )
-    text = value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
-def _wire_value(value: Any) -> Any:
-    """A custom attribute value as JSON can carry it (dates become strings)."""
-    # datetime is a subclass of date: test it first.
-    if isinstance(value, dt.datetime):
-        return _format_datetime(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _wire_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_wire_value(v) for v in value]
-    return value
-
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _wire_attributes(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
-    for key, value in attributes.items():
-        # Most values are plain: skip the recursive call for them (bulk hot path).
-        out[key] = value if type(value) in _PLAIN else _wire_value(value)
-
-
 def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
     """A user as the JSON object the API takes.
 
@@ -163,15 +131,34 @@ def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
             out["businessUnit"] = user.business_unit
         if user.xng_id is not None:
             out["xngId"] = user.xng_id
-        _wire_attributes(user.attributes, out)
+        attributes_to_wire(user.attributes, out)
         return out
     if isinstance(user, Mapping):
         out = {}
-        _wire_attributes(user, out)
+        attributes_to_wire(user, out)
         return out
     raise TypeError(
         f"expected a User or a mapping in wire form, got {type(user).__name__}: "
         "build one with User(id=..., email=...)"
+    )
+
+
+#: What ``batch(deleted=...)`` and ``delete_many`` take: an id, a User or a wire mapping.
+DeletedItem = str | User | Mapping[str, Any]
+
+
+def deleted_to_wire(item: DeletedItem) -> dict[str, Any]:
+    """An item to delete as the JSON object the API takes (``{"id": ...}``)."""
+    if isinstance(item, str):
+        if not item:
+            raise ValueError("a deleted user id must not be empty")
+        return {"id": item}
+    if isinstance(item, User):
+        return {"id": item.id, "email": item.email}
+    if isinstance(item, Mapping):
+        return dict(item)
+    raise TypeError(
+        f"deleted items are user ids (str), Users or mappings, got {type(item).__name__}"
     )
 
 

@@ -331,7 +331,8 @@ def test_the_api_key_shows_in_no_repr_plan_conf_or_pickled_closure(
 ) -> None:
     from pyspark import cloudpickle
 
-    from activatepro_async.integrations import spark as integration
+    from activatepro_async.client import _Secret
+    from activatepro_async.integrations.spark import _executor, _jobs
 
     result = upsert_dataframe(
         frame(spark, [*users("secret", 4), ("secret-bad", "bad")]),
@@ -355,15 +356,18 @@ def test_the_api_key_shows_in_no_repr_plan_conf_or_pickled_closure(
         assert API_KEY not in text
 
     # What Spark ships to executors: the closure pickles the broadcast's id, not its value.
-    job = integration._new_job(
+    job = _jobs._new_job(
         "upsert", (), emulator.base_url, 1000, 1 << 20, False, 1.0, 1.0, None, None
     )
-    secret = spark.sparkContext.broadcast(integration._Secret(API_KEY))
+    secret = spark.sparkContext.broadcast(_Secret(API_KEY))
     try:
-        function = integration._partition_function(job, secret)
+        function = _executor.partition_function(job, secret)
         assert API_KEY.encode() not in cloudpickle.dumps(function)
         assert API_KEY not in repr(function)
         assert API_KEY not in repr(secret.value)
     finally:
+        # Pickling a broadcast registers it for the next job Spark ships; a
+        # destroyed one would fail that job ("used after it was destroyed").
+        spark.sparkContext._pickled_broadcast_vars.clear()
         secret.destroy()
     assert API_KEY.encode() not in pickle.dumps(job)

@@ -8,42 +8,52 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from activatepro_async.models import user_to_wire
 
 from ._support import require_spark
 
 require_spark()
 
 from activatepro_async.integrations import spark as integration  # noqa: E402
-from activatepro_async.integrations.spark import per_task_concurrency, wire_names  # noqa: E402
+from activatepro_async.integrations.spark import (  # noqa: E402
+    _columns,
+    per_task_concurrency,
+    wire_names,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def test_columns_keep_their_names_unless_the_mapping_renames_them() -> None:
-    columns = ["user_id", "email", "bu", "firstName"]
-    names = wire_names(columns, {"user_id": "id", "bu": "businessUnit"})
-    assert names == ["id", "email", "businessUnit", "firstName"]
-
-
-def test_a_column_mapped_to_none_is_left_out() -> None:
-    names = wire_names(["id", "email", "internal_score"], {"internal_score": None})
-    assert names == ["id", "email", None]
-
-
-def test_a_mapping_of_a_column_the_dataframe_lacks_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"does not have: \['userid'\]"):
+def test_wire_names_applies_the_row_rules_in_mapping_words() -> None:
+    # The rules are tested once (tests/test_rows.py); here, only Spark's spelling of them.
+    names = wire_names(["user_id", "mail", "x"], {"user_id": "id", "x": None})
+    assert names == ["id", "mail", None]
+    with pytest.raises(ValueError, match=r"^mapping= names column 'userid', which the DataFrame"):
         wire_names(["user_id", "email"], {"userid": "id"})
-
-
-def test_two_columns_mapped_to_one_key_are_refused_unless_one_is_left_out() -> None:
-    with pytest.raises(ValueError, match="both map to 'id'"):
+    with pytest.raises(ValueError, match=r"or leave it out with mapping=\{'user_id': None\}$"):
         wire_names(["id", "user_id", "email"], {"user_id": "id"})
-    assert wire_names(["id", "user_id"], {"user_id": "id", "id": None}) == [None, "id"]
+
+
+def test_each_spark_type_travels_as_its_wire_value_and_nulls_are_left_out(
+    spark: SparkSession,
+) -> None:
+    df = spark.createDataFrame([], "id string, email string, t timestamp, d date, tags array<int>")
+    selects, plan = _columns.plan_upsert(df, None)
+    assert len(selects) == len(plan) == 5
+    convert = _columns.row_converter(plan)
+    when = dt.datetime(2015, 10, 2, 8, 23, 53, 500000, tzinfo=dt.timezone.utc)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    # What the JVM hands over for the selected columns: micros, a date, JSON text.
+    micros = (when - epoch) // dt.timedelta(microseconds=1)
+    row = ("1", "a@example.com", micros, dt.date(1982, 8, 30), "[1,2]")
+    assert convert(row) == {
+        "id": "1",
+        "email": "a@example.com",
+        "t": "2015-10-02T08:23:53.500000Z",
+        "d": "1982-08-30",
+        "tags": [1, 2],
+    }
+    assert convert(("1", None, None, None, None)) == {"id": "1"}
 
 
 @pytest.mark.parametrize(
@@ -56,27 +66,13 @@ def test_each_task_gets_an_equal_share_of_the_budget_and_at_least_one(
     assert per_task_concurrency(concurrency, task_slots, partitions) == per_task
 
 
-@given(
-    st.datetimes(
-        min_value=dt.datetime(1, 1, 2),
-        max_value=dt.datetime(9999, 12, 30),
-        timezones=st.just(dt.timezone.utc),
-    )
-)
-def test_timestamps_get_the_wire_string_the_sdk_gives_a_datetime(value: dt.datetime) -> None:
-    micros = (value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(
-        microseconds=1
-    )
-    assert integration._micros_to_wire(micros) == user_to_wire({"t": value})["t"]
-
-
 def test_an_upsert_needs_a_column_for_the_id_and_one_for_the_email(spark: SparkSession) -> None:
     df = spark.createDataFrame([], "user_id string, email string")
     with pytest.raises(
-        ValueError, match=r"no column maps to 'id'.*mapping=\{'your_column': 'id'\}"
+        ValueError, match=r"the DataFrame has no 'id' column.*with mapping=\{'COLUMN': 'id'\}"
     ):
         integration.upsert_dataframe(df, api_key="k")
-    with pytest.raises(ValueError, match="no column maps to 'email'"):
+    with pytest.raises(ValueError, match="has no 'email' column"):
         integration.upsert_dataframe(df.drop("email"), api_key="k", mapping={"user_id": "id"})
 
 
@@ -97,8 +93,11 @@ def test_columns_the_api_cannot_take_are_refused_on_the_driver(
 
 def test_a_delete_needs_its_id_column_and_string_ids(spark: SparkSession) -> None:
     df = spark.createDataFrame([], "user_id string, score double")
-    with pytest.raises(ValueError, match=r"no column 'id'.*pass id_column="):
+    with pytest.raises(ValueError, match=r"^id_column= names column 'id', which the DataFrame"):
         integration.delete_dataframe(df, api_key="k")
+    # Only the ids are read: another column of the same name is no clash.
+    both = spark.createDataFrame([], "id string, user_id string")
+    assert len(_columns.plan_delete(both, "user_id")) == 1
     with pytest.raises(TypeError, match="'score' is double: user ids are strings"):
         integration.delete_dataframe(df, id_column="score", api_key="k")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import activatepro_async
 from activatepro_async import RetryPolicy
 
 from ._support import API_KEY, ServedEmulator, require_spark
@@ -72,7 +73,7 @@ def test_the_shipped_function_says_which_python_cannot_import_the_sdk_and_the_dr
 ) -> None:
     from pyspark import cloudpickle
 
-    from activatepro_async.integrations import spark as integration
+    from activatepro_async.integrations.spark import _executor, _jobs
 
     bare = bare_python(tmp_path)
     if sdk_on_path:  # the package's source is there, anyio and httpx are not
@@ -80,13 +81,13 @@ def test_the_shipped_function_says_which_python_cannot_import_the_sdk_and_the_dr
             [str(bare), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout.strip()  # fmt: skip
-        source = Path(integration.__file__).resolve().parents[2]
+        source = Path(activatepro_async.__file__).resolve().parents[1]
         (Path(purelib) / "sdk.pth").write_text(f"{source}\n")
-    job = integration._new_job(
+    job = _jobs._new_job(
         "upsert", (), "http://127.0.0.1:9", 1000, 1 << 20, False, 1.0, 1.0, None, None
     )
     shipped = tmp_path / "function.pickle"
-    shipped.write_bytes(cloudpickle.dumps(integration._partition_function(job, None)))
+    shipped.write_bytes(cloudpickle.dumps(_executor.partition_function(job, None)))
     # What a Spark worker has: PySpark's own zips on its path, and the bytes Spark ships.
     zips = sorted((Path(pyspark.__file__).parent / "python" / "lib").glob("*.zip"))
     assert zips
@@ -98,7 +99,7 @@ def test_the_shipped_function_says_which_python_cannot_import_the_sdk_and_the_dr
     assert ran.returncode != 0
     missing = "anyio" if sdk_on_path else "activatepro_async"
     # The driver finds the worker's line in Spark's error (here, the bare traceback).
-    error = integration._workers_without_sdk(RuntimeError(f"Py4J says:\n{ran.stderr}"))
+    error = _executor.workers_without_sdk(RuntimeError(f"Py4J says:\n{ran.stderr}"))
     assert error is not None, ran.stderr
     assert str(error) == ran.stderr.strip().splitlines()[-1].removeprefix("ModuleNotFoundError: ")
     assert f"{bare} says No module named '{missing}'" in str(error)
@@ -107,10 +108,10 @@ def test_the_shipped_function_says_which_python_cannot_import_the_sdk_and_the_dr
 
 
 def test_a_spark_error_of_another_kind_is_left_as_it_is() -> None:
-    from activatepro_async.integrations import spark as integration
+    from activatepro_async.integrations.spark import _executor
 
     other = RuntimeError("ModuleNotFoundError: No module named 'activatepro_async'")
-    assert integration._workers_without_sdk(other) is None
+    assert _executor.workers_without_sdk(other) is None
 
 
 def test_the_workers_run_in_the_python_that_runs_the_suite(spark: SparkSession) -> None:

@@ -1,0 +1,288 @@
+"""The driver side of a job: ``upsert_dataframe`` and ``delete_dataframe``.
+
+A job checks its settings and plans its columns (:mod:`._columns`) before any
+task starts, shares the concurrency budget among the tasks that run at once,
+broadcasts the key, runs one Spark job of the partition function
+(:mod:`._executor`) and reads its records back into a :class:`SparkBulkResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ..._retry import RetryPolicy
+from ..._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS
+from ...client import API_KEY_ENV, _check_api_key, _check_base_url, _Secret
+from ._columns import Plan, plan_delete, plan_upsert
+from ._executor import ClientSettings, Job, partition_function, workers_without_sdk
+from ._pyspark import F
+from ._results import (
+    OUTPUT_SCHEMA,
+    PARTITIONS_SCHEMA,
+    REJECT,
+    REJECTS_SCHEMA,
+    SUMMARY,
+    PartitionResult,
+    SparkBulkError,
+    SparkBulkResult,
+    failure_message,
+    partition_result,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = ["delete_dataframe", "per_task_concurrency", "upsert_dataframe"]
+
+logger = logging.getLogger("activatepro_async")
+
+
+def per_task_concurrency(concurrency: int, task_slots: int, partitions: int) -> int:
+    """Requests in flight per task so that the whole job has at most ``concurrency``.
+
+    At most ``min(task_slots, partitions)`` tasks run at once; each gets an
+    equal share, and at least one.
+
+    >>> per_task_concurrency(32, task_slots=8, partitions=200)
+    4
+    """
+    running = max(1, min(task_slots, partitions))
+    return max(1, concurrency // running)
+
+
+def _check_classic(df: Any) -> None:
+    """Refuse, with a clear message, what this integration cannot drive."""
+    module = type(df).__module__
+    if module.startswith("pyspark.sql.connect"):
+        raise TypeError(
+            "upsert_dataframe/delete_dataframe need classic Spark (they run each partition "
+            "with the RDD API), and this DataFrame is from Spark Connect: run the job on a "
+            "cluster in classic mode (e.g. Databricks single-user access mode)"
+        )
+    if not hasattr(df, "sparkSession") or not hasattr(df, "rdd"):
+        raise TypeError(f"expected a pyspark.sql.DataFrame, got {type(df).__name__}")
+
+
+def _resolve_secret(api_key: str | None) -> _Secret | None:
+    """The key to broadcast, or ``None`` to let each executor read its environment."""
+    if api_key is None and not os.environ.get(API_KEY_ENV, "").strip():
+        return None
+    return _Secret(_check_api_key(api_key))
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _run_job(
+    df: DataFrame,
+    selects: list[Column],
+    job: Job,
+    *,
+    api_key: str | None,
+    budget: int,
+    task_slots: int | None,
+    raise_on_failure: bool,
+) -> SparkBulkResult:
+    spark: SparkSession = df.sparkSession
+    sc = spark.sparkContext
+    rdd = df.select(*selects).rdd
+    partitions = rdd.getNumPartitions()
+    slots = task_slots if task_slots is not None else sc.defaultParallelism
+    _check_positive("task_slots", slots)
+    running = max(1, min(slots, partitions))
+    per_task = per_task_concurrency(budget, slots, partitions)
+    if budget < running:
+        logger.warning(
+            "concurrency=%d is below the %d tasks that run at once: each task still sends "
+            "one request at a time, so up to %d are in flight; coalesce the DataFrame to "
+            "%d partitions to keep to the budget",
+            budget, running, running, budget,
+        )  # fmt: skip
+    job = attrs.evolve(job, concurrency=per_task)
+
+    secret = _resolve_secret(api_key)
+    broadcast = sc.broadcast(secret) if secret is not None else None
+    output = rdd.mapPartitionsWithIndex(partition_function(job, broadcast))
+    # Names the job in Spark's UI and logs (no key in it).
+    previous = sc.getLocalProperty(_JOB_DESCRIPTION)
+    sc.setJobDescription(
+        f"activatepro-async {job.operation}_dataframe: {partitions} partitions to "
+        f"{job.client.base_url}, {per_task} requests in flight per task"
+    )
+    try:
+        # One run, whose output Spark keeps cut from its lineage (a local
+        # checkpoint): the totals and the rejects are both read from it, so
+        # reading the rejects later sends nothing again and needs no key.
+        kept = spark.createDataFrame(output, OUTPUT_SCHEMA).localCheckpoint(eager=True)
+    except Exception as exc:
+        # Spark's error holds the workers' traceback, a few pages of JVM and
+        # Python frames; when it is the missing SDK, one line says what to do.
+        error = workers_without_sdk(exc)
+        if error is None:
+            raise
+        raise error from None
+    finally:
+        # None removes the property again (a Java null).
+        sc.setLocalProperty(_JOB_DESCRIPTION, previous)  # type: ignore[arg-type]
+        if broadcast is not None:
+            broadcast.destroy()
+    summaries = kept.where(F.col("record") == SUMMARY).select(*PARTITIONS_SCHEMA.names)
+    results = tuple(
+        sorted((partition_result(row) for row in summaries.collect()), key=_by_partition)
+    )
+    rejects = kept.where(F.col("record") == REJECT).select(*REJECTS_SCHEMA.names)
+    result = SparkBulkResult(
+        operation=job.operation,
+        partitions=results,
+        rejects=rejects,
+        concurrency_per_task=per_task,
+        running_tasks=running,
+    )
+    if result.aborted:
+        raise SparkBulkError(failure_message(result), result=result)
+    if raise_on_failure:
+        result.raise_for_failures()
+    return result
+
+
+_JOB_DESCRIPTION = "spark.job.description"
+
+
+def _by_partition(p: PartitionResult) -> int:
+    return p.partition
+
+
+def upsert_dataframe(
+    df: DataFrame,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    concurrency: int = 16,
+    task_slots: int | None = None,
+    mapping: Mapping[str, str | None] | None = None,
+    chunk_size: int = MAX_BATCH_ITEMS,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    wait: bool = False,
+    wait_timeout: float = 300.0,
+    timeout: float = 30.0,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    raise_on_failure: bool = True,
+) -> SparkBulkResult:
+    """Create or update one user per row of ``df``, from Spark's executors.
+
+    Columns map to the API's keys as in ``activatepro import``: ``id``,
+    ``email``, ``businessUnit``, and any other column is a custom attribute
+    under its own name; ``mapping={"column": "key"}`` renames, and
+    ``mapping={"column": None}`` leaves a column out. Nulls are left
+    out (an upsert never clears), dates become ``"1982-08-30"``, timestamps
+    ``"2015-10-02T08:23:53Z"`` (UTC), integer ids strings, decimals numbers,
+    arrays, maps and structs JSON values.
+
+    >>> result = upsert_dataframe(spark.table("crm.profiles"), concurrency=32,
+    ...                           mapping={"user_id": "id", "bu": "businessUnit"})
+    >>> result.accepted, result.rejects.count()
+
+    Args:
+        api_key: sent to the executors as a broadcast secret; defaults to the
+            driver's ``ACTIVATEPRO_API_KEY``, else each executor's.
+        base_url: defaults to the driver's ``ACTIVATEPRO_BASE_URL``, then the API.
+        concurrency: requests in flight for the whole job, shared by the tasks
+            that run at once (see :func:`per_task_concurrency`).
+        task_slots: how many tasks run at once; defaults to
+            ``sparkContext.defaultParallelism``.
+        chunk_size, max_chunk_bytes, wait, wait_timeout: as in
+            :meth:`AsyncClient.upsert_many`, per task.
+        timeout, max_retries, retry: as in :class:`AsyncClient`.
+        raise_on_failure: raise :class:`SparkBulkError` (holding the result)
+            when a row was rejected or failed.
+
+    Returns a :class:`SparkBulkResult`; a task that stops early (a 401, no key
+    on an executor) raises :class:`SparkBulkError` whatever ``raise_on_failure``.
+    Workers whose Python cannot import the SDK raise :class:`ConfigurationError`
+    naming that Python: set ``spark.pyspark.python`` (or ``PYSPARK_PYTHON``).
+    """
+    _check_classic(df)
+    selects, plan = plan_upsert(df, mapping)
+    job = _new_job("upsert", plan, base_url, chunk_size, max_chunk_bytes, wait, wait_timeout,
+                   timeout, max_retries, retry)  # fmt: skip
+    _check_positive("concurrency", concurrency)
+    return _run_job(
+        df, selects, job, api_key=api_key, budget=concurrency, task_slots=task_slots,
+        raise_on_failure=raise_on_failure,
+    )  # fmt: skip
+
+
+def delete_dataframe(
+    df: DataFrame,
+    *,
+    id_column: str = "id",
+    api_key: str | None = None,
+    base_url: str | None = None,
+    concurrency: int = 16,
+    task_slots: int | None = None,
+    chunk_size: int = MAX_BATCH_ITEMS,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    wait: bool = False,
+    wait_timeout: float = 300.0,
+    timeout: float = 30.0,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    raise_on_failure: bool = True,
+) -> SparkBulkResult:
+    """Delete the user of each row of ``df``, named by ``id_column`` (as :func:`upsert_dataframe`).
+
+    Unknown ids succeed; a row with a null id is rejected locally.
+
+    >>> result = delete_dataframe(spark.table("crm.deleted_profiles"), id_column="user_id")
+    """
+    _check_classic(df)
+    selects = plan_delete(df, id_column)
+    job = _new_job("delete", (), base_url, chunk_size, max_chunk_bytes, wait, wait_timeout,
+                   timeout, max_retries, retry)  # fmt: skip
+    _check_positive("concurrency", concurrency)
+    return _run_job(
+        df, selects, job, api_key=api_key, budget=concurrency, task_slots=task_slots,
+        raise_on_failure=raise_on_failure,
+    )  # fmt: skip
+
+
+def _new_job(
+    operation: Literal["upsert", "delete"],
+    plan: Plan,
+    base_url: str | None,
+    chunk_size: int,
+    max_chunk_bytes: int,
+    wait: bool,
+    wait_timeout: float,
+    timeout: float,
+    max_retries: int | None,
+    retry: RetryPolicy | None,
+) -> Job:
+    # Checked on the driver, so a wrong setting fails before any task starts.
+    _check_positive("chunk_size", chunk_size)
+    if chunk_size > MAX_BATCH_ITEMS:
+        raise ValueError(f"chunk_size must be at most {MAX_BATCH_ITEMS}, got {chunk_size}")
+    settings = ClientSettings(
+        base_url=_check_base_url(base_url),
+        timeout=float(timeout),
+        max_retries=max_retries,
+        retry=retry,
+    )
+    return Job(
+        operation=operation,
+        plan=plan,
+        client=settings,
+        chunk_size=chunk_size,
+        concurrency=1,
+        max_chunk_bytes=max_chunk_bytes,
+        wait=wait,
+        wait_timeout=wait_timeout,
+    )

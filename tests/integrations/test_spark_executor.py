@@ -1,0 +1,131 @@
+"""The executor side without a JVM: the task of one partition, and each worker's clients."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from activatepro_async.client import _Secret
+
+from ._support import API_KEY, ServedEmulator, require_spark
+
+require_spark()
+
+from activatepro_async.integrations.spark import _executor, _jobs, _results  # noqa: E402
+
+
+class Broadcast:
+    """What ``secret.value`` gives on an executor."""
+
+    def __init__(self, key: str) -> None:
+        self.value = _Secret(key)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServedEmulator]:
+    served = ServedEmulator()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_clients_left() -> Iterator[None]:
+    yield
+    for _, client in _executor._CLIENTS.values():
+        client.close()
+    _executor._CLIENTS.clear()
+
+
+def job(base_url: str, operation: str = "upsert", chunk_size: int = 10) -> _executor.Job:
+    plan = (("id", 0), ("email", 0)) if operation == "upsert" else ()
+    return _jobs._new_job(
+        operation,  # type: ignore[arg-type]
+        plan, base_url, chunk_size, 1 << 20, False, 1.0, 5.0, 0, None,
+    )  # fmt: skip
+
+
+def summary(records: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The totals record of a task, by field name."""
+    [found] = [r for r in records if r[0] == "p"]
+    return dict(zip(_results.OUTPUT_SCHEMA.names, found, strict=True))
+
+
+def test_a_task_streams_its_rows_through_the_workers_client_and_reuses_it(
+    server: ServedEmulator,
+) -> None:
+    rows = [(f"ex-{n}", f"ex-{n}@example.com") for n in range(25)] + [(None, "x@example.com")]
+    first = list(_executor.run_task(job(server.base_url), Broadcast(API_KEY), 0, iter(rows)))
+    totals = summary(first)
+    counts = [totals[name] for name in ("submitted", "accepted", "rejected", "failed")]
+    assert counts == [26, 25, 1, 0]
+    assert (totals["worker_pid"], totals["client_reused"]) == (os.getpid(), False)
+    second = list(_executor.run_task(job(server.base_url), Broadcast(API_KEY), 1, iter(rows[:3])))
+    assert summary(second)["client_reused"] is True  # same settings and key: same client
+
+
+def test_a_partition_that_breaks_while_read_fails_the_task_with_its_own_error(
+    server: ServedEmulator,
+) -> None:
+    def rows() -> Iterator[tuple[str, str]]:
+        for n in range(15):
+            yield (f"broken-{n}", f"broken-{n}@example.com")
+        raise OSError("the executor lost its shuffle file")
+
+    # Spark runs a failed task again on its partition; a stopped run would not.
+    with pytest.raises(OSError, match="lost its shuffle file"):
+        list(_executor.run_task(job(server.base_url), Broadcast(API_KEY), 0, rows()))
+
+
+def test_an_executor_without_a_key_reports_the_stop_in_its_records(
+    server: ServedEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACTIVATEPRO_API_KEY", raising=False)
+    totals = summary(list(_executor.run_task(job(server.base_url), None, 0, iter([]))))
+    assert totals["aborted"].startswith("ConfigurationError: no API key")
+
+
+def test_a_worker_keeps_a_client_per_settings_and_key_and_closes_the_oldest() -> None:
+    settings = job("http://127.0.0.1:9").client
+    made = [_executor._worker_client(settings, f"key-{n}") for n in range(5)]
+    assert [reused for _, reused in made] == [False] * 5
+    assert _executor._worker_client(settings, "key-4") == (made[4][0], True)
+    oldest = made[0][0]
+    with pytest.raises(RuntimeError, match="this Client is closed"):
+        oldest.get_user("u1")
+    # The cache may be printed: the keys are in it as digests only.
+    assert "key-" not in repr(_executor._CLIENTS)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_forked_worker_makes_its_own_client_and_the_parent_keeps_its_own() -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        from activatepro_async.integrations.spark import _executor, _jobs
+
+        settings = _jobs._new_job(
+            "upsert", (), "http://127.0.0.1:9", 10, 1 << 20, False, 1.0, 1.0, 0, None
+        ).client
+        parent, _ = _executor._worker_client(settings, "k")
+        pid = os.fork()
+        if pid == 0:
+            child, reused = _executor._worker_client(settings, "k")
+            os._exit(0 if child is not parent and not reused else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child reused the parent's client"
+        assert _executor._worker_client(settings, "k") == (parent, True)
+        print("done")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "done"), done.stderr

@@ -1,0 +1,106 @@
+"""The wire module: one form for every value, one JSON encoding, on both encoders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activatepro_async import AsyncClient, User
+from activatepro_async import _wire as wire
+from activatepro_async.models import user_to_wire
+
+from .helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "stdlib":
+        monkeypatch.setattr(wire, "_orjson", None)
+    elif wire._orjson is None:  # pragma: no cover - the [fast] extra is a dev dependency
+        pytest.skip("orjson is not installed")
+    return str(request.param)
+
+
+def test_dates_and_datetimes_have_the_apis_forms() -> None:
+    assert wire.date_to_wire(dt.date(1982, 8, 30)) == "1982-08-30"
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    assert wire.datetime_to_wire(dt.datetime(2015, 10, 2, 10, 23, 53, tzinfo=berlin)) == (
+        "2015-10-02T08:23:53Z"
+    )
+    assert wire.datetime_to_wire(dt.datetime(2015, 10, 2, 8, 23, 53, 5, tzinfo=UTC)) == (
+        "2015-10-02T08:23:53.000005Z"
+    )
+    assert wire.value_to_wire({"a": [dt.date(2000, 1, 2), (1, {"b": EPOCH})]}) == {
+        "a": ["2000-01-02", [1, {"b": "1970-01-01T00:00:00Z"}]]
+    }
+
+
+def test_a_naive_datetime_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match=r"naive datetime .*give it a time zone"):
+        wire.value_to_wire([dt.datetime(2020, 1, 1)])
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_epoch_microseconds_and_datetimes_give_the_same_string(value: dt.datetime) -> None:
+    micros = (value - EPOCH) // dt.timedelta(microseconds=1)
+    assert wire.micros_to_wire(micros) == wire.datetime_to_wire(value)
+    assert user_to_wire({"t": value})["t"] == wire.datetime_to_wire(value)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinities_are_refused_by_both_encoders(encoder: str, bad: float) -> None:
+    with pytest.raises(ValueError, match="not JSON numbers: send None to clear"):
+        wire.encode_json({"a": [1, {"b": (bad,)}]})
+
+
+def test_both_encoders_give_json_of_the_same_meaning(encoder: str) -> None:
+    value: dict[str, Any] = {"é": "ü\u2028", "n": 2**70, "f": 0.1, "z": None, "l": [True, 1e16]}
+    body = wire.encode_json(value)
+    assert json.loads(body) == value
+    assert b" " not in body  # compact
+
+
+@pytest.fixture
+def single_client(make_client: Callable[..., AsyncClient]) -> tuple[AsyncClient, Recorder]:
+    recorder = Recorder(httpx.Response(202, json={"trackingId": "t-1"}))
+    return make_client(recorder), recorder
+
+
+async def test_a_single_upsert_refuses_nan_before_sending(
+    single_client: tuple[AsyncClient, Recorder], encoder: str
+) -> None:
+    client, recorder = single_client
+    async with client:
+        with pytest.raises(ValueError, match="send None to clear the attribute"):
+            await client.upsert_user(User("1", "a@example.com", attributes={"score": math.nan}))
+    assert recorder.requests == []
+
+
+async def test_a_single_upsert_and_a_batch_send_the_wire_form(
+    single_client: tuple[AsyncClient, Recorder], encoder: str
+) -> None:
+    client, recorder = single_client
+    user = User("1", "a@example.com", attributes={"at": EPOCH, "d": dt.date(2000, 1, 2)})
+    async with client:
+        await client.upsert_user(user)
+        await client.batch(updated=[user], deleted=["2"])
+    wire_user = {"id": "1", "email": "a@example.com", "at": "1970-01-01T00:00:00Z"}
+    wire_user["d"] = "2000-01-02"
+    assert json.loads(recorder.requests[0].content) == wire_user
+    assert json.loads(recorder.requests[1].content) == {
+        "updated": [wire_user],
+        "deleted": [{"id": "2"}],
+    }
