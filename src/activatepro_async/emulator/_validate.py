@@ -16,6 +16,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+# The API's limits are defined once, in _wire; re-exported from here for the package.
+from .._wire import BUSINESS_UNIT, MAX_STRING_BYTES, MAX_USER_BYTES
+
 __all__ = [
     "DEFAULT_ATTRIBUTES",
     "MAX_OBJECTS_PER_USER",
@@ -27,10 +30,6 @@ __all__ = [
     "check_email",
 ]
 
-#: A string value may hold at most this many UTF-8 bytes (code 2).
-MAX_STRING_BYTES = 16 * 1024
-#: A user's compact JSON encoding may be at most this many bytes (code 2).
-MAX_USER_BYTES = 1024 * 1024
 #: A user may hold at most this many JSON objects across its attributes (code 3).
 MAX_OBJECTS_PER_USER = 1000
 #: Attribute values may nest containers at most this deep (code 3).
@@ -83,7 +82,6 @@ _EMAIL = re.compile(rf"(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL
 _MAX_EMAIL = 254  # RFC 5321's limit on a path; longer addresses cannot be delivered
 _MAX_LOCAL_PART = 64
 _PHONE = re.compile(r"\+[0-9]{2,15}")
-_BUSINESS_UNIT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
 _date_fromisoformat = datetime.date.fromisoformat
@@ -427,7 +425,7 @@ def _check_email(value: Any, prefix: str) -> Problem | None:
 
 
 def _check_business_unit(value: Any, prefix: str) -> Problem | None:
-    if value is None or (type(value) is str and _BUSINESS_UNIT.fullmatch(value) is not None):
+    if value is None or (type(value) is str and BUSINESS_UNIT.fullmatch(value) is not None):
         return None
     return (
         8,
@@ -452,7 +450,7 @@ _RESERVED: dict[str, Callable[[Any, str], Problem | None]] = {
 
 # A string this short cannot exceed MAX_STRING_BYTES (4 UTF-8 bytes per character at most).
 _SHORT_STRING = MAX_STRING_BYTES // 4
-_bu_match = _BUSINESS_UNIT.fullmatch
+_bu_match = BUSINESS_UNIT.fullmatch
 _email_match = _EMAIL.fullmatch
 _phone_match = _PHONE.fullmatch
 
