@@ -36,8 +36,10 @@ Make it misbehave::
 
 from __future__ import annotations
 
-from ._app import DEFAULT_REQUEST_LOG_BYTES, MAX_BATCH_ITEMS, Emulator, ManualClock, RecordedRequest
+from .._wire import MAX_BATCH_ITEMS
+from ._app import Emulator, ManualClock
 from ._faults import FAULT_KINDS, Faults
+from ._requestlog import DEFAULT_REQUEST_LOG_BYTES, RecordedRequest
 from ._store import TRACKING_TTL
 from ._validate import (
     DEFAULT_ATTRIBUTES,

@@ -10,7 +10,7 @@ class BoundedBody:
     readers in ``_server`` and ``_transport`` for why. ``size`` counts every
     byte received, kept or not. A request whose key was refused (``authorized``
     false) keeps nothing of its body, whatever the limit: it gets 401 whatever
-    the body holds (see ``Emulator._body_reader``).
+    the body holds (see ``_pipeline.body_reader``).
     """
 
     __slots__ = ("_chunks", "_limit", "authorized", "oversize", "size")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._body import BoundedBody
+from ._pipeline import body_reader, respond
 
 if TYPE_CHECKING:
     import uvicorn
@@ -90,7 +91,7 @@ async def asgi_call(
             await send({"type": "websocket.close", "code": 1003})
         return
     headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-    body = emulator._body_reader(headers)
+    body = body_reader(emulator, headers)
     try:
         await _read_body(receive, body)
     except _ClientGone:
@@ -98,8 +99,8 @@ async def asgi_call(
     # The routes need the path as sent, %2F and all; the decoded "path" has lost it.
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
     raw_path = raw_path.partition(b"?")[0]
-    reply = await emulator._respond(
-        scope["method"], raw_path, scope.get("query_string", b""), headers, body
+    reply = await respond(
+        emulator, scope["method"], raw_path, scope.get("query_string", b""), headers, body
     )
     if reply.action == "drop":
         transport = _connection(send)

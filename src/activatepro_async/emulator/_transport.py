@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ._body import BoundedBody
+from ._pipeline import body_reader, respond
 
 if TYPE_CHECKING:
     from ._app import Emulator
@@ -46,10 +47,10 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         """Answer one request from the emulator."""
         emulator = self.emulator
         headers = [(name.lower(), value) for name, value in request.headers.raw]
-        body = emulator._body_reader(headers)
+        body = body_reader(emulator, headers)
         await _read_body(request, body)
         raw_path, _, query = request.url.raw_path.partition(b"?")
-        reply = await emulator._respond(request.method, raw_path, query, headers, body)
+        reply = await respond(emulator, request.method, raw_path, query, headers, body)
         if reply.action == "drop":
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
