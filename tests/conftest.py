@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite.
 
-Every async test runs twice, on asyncio and on trio (anyio's pytest plugin).
+Every async test runs twice, on asyncio and on trio (anyio's pytest plugin);
+a test that starts its own loop takes ``backend`` to run on both too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from activatepro_async import AsyncClient, RetryPolicy
 
 from .helpers import API_KEY, FakeTime, Recorder
 
+#: The async backends every test that runs an event loop runs on.
+BACKENDS = ["asyncio", "trio"]
 
-@pytest.fixture(params=["asyncio", "trio"])
+
+@pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend name, for a test that starts its own loop (``Client``, a subprocess)."""
     return str(request.param)
 
 

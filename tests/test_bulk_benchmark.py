@@ -9,7 +9,6 @@ from benchmarks import bench_bulk
 
 
 @pytest.mark.parametrize("target", bench_bulk.TARGETS)
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_bulk_benchmark_measures_every_contender_on_every_target(
     target: str, backend: str
 ) -> None:

@@ -84,11 +84,6 @@ def emulator() -> Emulator:
     return Emulator(api_keys=(KEY,), processing_delay=0.0)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def recorder(emulator: Emulator) -> LoopRecorder:
     return LoopRecorder(emulator.transport())

@@ -71,7 +71,6 @@ def test_command_line_prints_the_table_with_machine_and_versions(
     assert "| json_only " in out
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_sdk_and_sdk_on_httpx_transport_run_on_both_backends(backend: str) -> None:
     if not bench_transport.sdk_available():
         pytest.skip("AsyncClient.upsert_many does not exist yet")

@@ -10,7 +10,6 @@ import pytest
 from benchmarks import bench_sync
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_sync_benchmark_runs_at_a_tiny_size(
     backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

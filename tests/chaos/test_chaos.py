@@ -251,7 +251,6 @@ def check_tracking_polls_met_every_fault(
         assert set(faults) == set(FAULT_KINDS), f"{settings.tag()}: polls met only {faults}"
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_client_upsert_many_from_8_threads_stores_or_reports_every_user(
     chaos: ChaosSettings, backend: str
 ) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from activatepro_async.emulator import Emulator
 
 from .conftest import Invoke, read_jsonl, summary, write
@@ -19,7 +17,6 @@ CSV = (
 )
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_import_stores_every_valid_row_and_exits_0(
     invoke: Invoke, emulator: Emulator, tmp_path: Path, backend: str
 ) -> None:
