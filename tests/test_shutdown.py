@@ -10,44 +10,27 @@ transport then prints a warning on stderr, which must stay empty. The outer
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-from anyio.abc import SocketAttribute, SocketStream
 
 from activatepro_async import APIConnectionError, AsyncClient, RetryPolicy
 
-from .helpers import API_KEY, FakeTime, Recorder
+from .helpers import (
+    API_KEY,
+    FakeTime,
+    NeverAnswer,
+    Recorder,
+    assert_clean,
+    run_python,
+    tcp_server,
+)
 
-TIMEOUT = 60
-
-
-@asynccontextmanager
-async def silent_server(expected: int, arrived: anyio.Event) -> AsyncIterator[str]:
-    """A server that reads each request and never answers; ``arrived`` once ``expected`` came."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(SocketAttribute.local_port)
-    count = 0
-
-    async def serve_one(stream: SocketStream) -> None:
-        nonlocal count
-        async with stream:
-            with suppress(anyio.BrokenResourceError, anyio.EndOfStream):
-                await stream.receive()
-                count += 1
-                if count == expected:
-                    arrived.set()
-                await anyio.sleep_forever()
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve_one)
-        yield f"http://127.0.0.1:{port}"
-        tg.cancel_scope.cancel()
+#: The checkout's root: the scripts import ``tests.helpers`` from it.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.anyio
@@ -56,8 +39,8 @@ async def test_aclose_ends_calls_in_flight_at_once_with_a_connection_error(
 ) -> None:
     retry = RetryPolicy(jitter=None, sleep=fake_time.sleep, clock=fake_time.clock)
     outcomes: list[BaseException] = []
-    arrived = anyio.Event()
-    async with silent_server(3, arrived) as url:
+    server = NeverAnswer(3)
+    async with tcp_server(server) as url:
         client = AsyncClient(API_KEY, base_url=url, retry=retry)
 
         async def call(user_id: str) -> None:
@@ -70,7 +53,7 @@ async def test_aclose_ends_calls_in_flight_at_once_with_a_connection_error(
             async with anyio.create_task_group() as tg:
                 for user_id in ("1", "2", "3"):
                     tg.start_soon(call, user_id)
-                await arrived.wait()
+                await server.arrived.wait()  # the three are sent and waiting
                 await client.aclose()
     assert [type(exc) for exc in outcomes] == [APIConnectionError] * 3, outcomes
     assert "the client was closed" in str(outcomes[0])
@@ -95,29 +78,36 @@ async def test_aclose_during_a_retry_wait_ends_the_call_with_a_connection_error(
     assert len(recorder.requests) == 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="client.py: a call whose task had not reached httpx when aclose() ran gets httpx's "
+    "bare RuntimeError, not APIConnectionError (found by the issue 13 emulator split)",
+)
+@pytest.mark.anyio
+async def test_a_call_started_just_before_aclose_ends_with_a_connection_error() -> None:
+    recorder = Recorder(httpx.Response(404))
+    client = AsyncClient(API_KEY, base_url="https://api.example.test", transport=recorder.transport)
+    outcomes: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await client.get_user("1")
+        except Exception as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await client.aclose()  # the call's task has not run yet
+    assert [type(exc) for exc in outcomes] == [APIConnectionError], outcomes
+    assert recorder.requests == []
+
+
 def run_script(script: str, backend: str) -> subprocess.CompletedProcess[str]:
     # Only what -X dev and -W error print may reach stderr: not asyncio's slow
     # callback notes, nor the SDK's own warnings (a cancelled run logs its counts).
     prelude = "import logging\nlogging.disable(logging.WARNING)\n"
-    return subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", "-c", prelude + textwrap.dedent(script),
-         backend],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )  # fmt: skip
-
-
-def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("done"), result.stdout + result.stderr
-    assert result.stderr == ""
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    script = prelude + textwrap.dedent(script)
+    return run_python(script, backend, str(ROOT), flags=("-X", "dev", "-W", "error"))
 
 
 def test_cancelling_upsert_many_over_loopback_ends_promptly_and_leaves_nothing_open(
@@ -152,29 +142,30 @@ def test_cancelling_upsert_many_over_loopback_ends_promptly_and_leaves_nothing_o
 
 def test_aclose_with_calls_in_flight_leaves_nothing_open(backend: str) -> None:
     script = """
-        import gc, socket, sys, anyio
+        import gc, sys, anyio
+        sys.path.insert(0, sys.argv[2])
         from activatepro_async import APIConnectionError, AsyncClient
+        from tests.helpers import NeverAnswer, tcp_server
 
         async def main():
-            listener = socket.create_server(("127.0.0.1", 0))
-            url = "http://127.0.0.1:%d" % listener.getsockname()[1]
-            client = AsyncClient("test-key", base_url=url)
-            failures = []
+            server = NeverAnswer(3)
+            async with tcp_server(server) as url:
+                client = AsyncClient("test-key", base_url=url)
+                failures = []
 
-            async def call(user_id):
-                try:
-                    await client.get_user(user_id)
-                except APIConnectionError as exc:
-                    failures.append(exc)
+                async def call(user_id):
+                    try:
+                        await client.get_user(user_id)
+                    except APIConnectionError as exc:
+                        failures.append(exc)
 
-            with anyio.fail_after(10):
-                async with anyio.create_task_group() as tg:
-                    for user_id in "123":
-                        tg.start_soon(call, user_id)
-                    await anyio.sleep(0.2)  # the three are connected and waiting
-                    await client.aclose()
-            assert len(failures) == 3, failures
-            listener.close()
+                with anyio.fail_after(10):
+                    async with anyio.create_task_group() as tg:
+                        for user_id in "123":
+                            tg.start_soon(call, user_id)
+                        await server.arrived.wait()  # the three are sent and waiting
+                        await client.aclose()
+                assert len(failures) == 3, failures
 
         anyio.run(main, backend=sys.argv[1])
         gc.collect()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
-TIMEOUT = 60
+from .helpers import assert_clean, run_python
 
 PRELUDE = """
 import atexit, gc, os, sys, threading
@@ -48,25 +47,7 @@ def used_client():
 
 
 def run_script(body: str, backend: str, *flags: str) -> subprocess.CompletedProcess[str]:
-    script = PRELUDE.format(backend=backend) + textwrap.dedent(body)
-    return subprocess.run(
-        [sys.executable, *flags, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def assert_clean_exit(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("done"), result.stdout + result.stderr
-    assert result.stderr == ""
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    return run_python(PRELUDE.format(backend=backend) + textwrap.dedent(body), flags=flags)
 
 
 CASES = {
@@ -106,7 +87,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_the_thread_ends_and_the_process_exits_cleanly(case: str, backend: str) -> None:
-    assert_clean_exit(run_script(CASES[case], backend, "-X", "dev", "-W", "error"))
+    assert_clean(run_script(CASES[case], backend, "-X", "dev", "-W", "error"))
 
 
 def test_exit_while_a_call_is_still_running_does_not_hang(backend: str) -> None:

@@ -6,37 +6,15 @@ These tests use a real socket on 127.0.0.1, so they wait for the client's
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
-
 import anyio
 import pytest
 from anyio.abc import SocketStream
 
 from activatepro_async import APITimeoutError, AsyncClient, RetryPolicy
 
-from .helpers import API_KEY, FakeTime
+from .helpers import API_KEY, FakeTime, Handler, tcp_server
 
 pytestmark = pytest.mark.anyio
-
-Handler = Callable[[SocketStream], Awaitable[None]]
-
-
-@asynccontextmanager
-async def tcp_server(handler: Handler) -> AsyncIterator[str]:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def serve_one(stream: SocketStream) -> None:
-        async with stream:
-            # The client hangs up on a timeout, as it should.
-            with suppress(anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError):
-                await handler(stream)
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve_one)
-        yield f"http://127.0.0.1:{port}"
-        tg.cancel_scope.cancel()
 
 
 async def never_answer(stream: SocketStream) -> None:
