@@ -9,11 +9,9 @@ its second window: that is when it is killed, whatever the machine's speed.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import anyio
 import httpx
 import pytest
 
+from ..helpers import ServedEmulator
 from .conftest import API_KEY, read_jsonl, summary, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -45,35 +44,6 @@ def make_rows() -> tuple[str, dict[str, dict[str, str]], set[int]]:
                 "businessUnit": "DE",
             }  # fmt: skip
     return "\n".join(lines) + "\n", expected, bad
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [
-            *COMMAND, "serve", "--port", "0", "--api-key", API_KEY,
-            "--fault-rate", "1", "--fault-kinds", "latency", "--fault-latency", "0.02",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert server.stdout is not None
-        for line in server.stdout:
-            lines.put(line)
-
-    threading.Thread(target=read, name="serve-stdout", daemon=True).start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            server.kill()
-            pytest.fail("activatepro serve did not start within 30 s")
-        if "listening on " in line:
-            return server, line.split("listening on ", 1)[1].strip()
 
 
 def journal_windows(path: Path) -> int:
@@ -110,7 +80,10 @@ def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(tmp_path: Pat
     csv_path = write(tmp_path / "users.csv", text)
     journal = tmp_path / "users.journal"
     rejects = tmp_path / "rejects.jsonl"
-    server, base_url = start_server()
+    server = ServedEmulator(
+        "--fault-rate", "1", "--fault-kinds", "latency", "--fault-latency", "0.02", api_key=API_KEY
+    )  # fmt: skip
+    base_url = server.base_url
     try:
         env = {**os.environ, "ACTIVATEPRO_API_KEY": API_KEY, "ACTIVATEPRO_BASE_URL": base_url}
         command = [
@@ -146,14 +119,4 @@ def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(tmp_path: Pat
         assert stored == expected
         assert {record["line"] for record in read_jsonl(rejects)} == bad
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        for thread in threading.enumerate():
-            if thread.name == "serve-stdout":
-                thread.join(timeout=15)
-        assert server.stdout is not None
-        server.stdout.close()
+        server.stop()
