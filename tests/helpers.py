@@ -1,6 +1,6 @@
-"""What several test files share: a fake clock, a recording mock transport, a
-Python subprocess runner, a TCP server on 127.0.0.1 and ``activatepro serve``
-in a subprocess.
+"""What several test files share: a fake clock, a recording mock transport, the
+reference's example bodies, a Python subprocess runner, a TCP server on
+127.0.0.1 and ``activatepro serve`` in a subprocess.
 
 Fixtures live in ``conftest.py``; these are plain functions and classes.
 """
@@ -32,6 +32,26 @@ REFERENCE_USER = {
     "birthday": "1982-08-30",
     "createdAt": "2015-10-02T08:23:53Z",
     "gender": "male",
+}
+
+#: The body of the reference's 400 example for ``PUT /users``.
+REFERENCE_PUT_400 = {
+    "errors": [
+        {
+            "code": "6",
+            "title": "Unknown Attribute",
+            "details": 'Attribute "lastName" does not exist',
+            "info": "https://docs.crossengage.io/errors#6",
+            "source": {"pointer": "/lastName"},
+        },
+        {
+            "code": "2",
+            "title": "Invalid Field",
+            "details": 'Invalid field value, or missing a required field "email"',
+            "info": "https://docs.crossengage.io/errors#2",
+            "source": {"pointer": "/email"},
+        },
+    ]
 }
 
 

@@ -25,30 +25,12 @@ from activatepro_async import (
     ValidationError,
 )
 
-from .helpers import API_KEY, REFERENCE_USER, Recorder
+from .helpers import API_KEY, REFERENCE_PUT_400, REFERENCE_USER, Recorder
 
 pytestmark = pytest.mark.anyio
 
 MakeClient = Callable[..., AsyncClient]
 TRACKING = {"trackingId": "2e312089-a987-45c6-adbd-b904bc4dfc97"}
-PUT_400 = {
-    "errors": [
-        {
-            "code": "6",
-            "title": "Unknown Attribute",
-            "details": 'Attribute "lastName" does not exist',
-            "info": "https://docs.crossengage.io/errors#6",
-            "source": {"pointer": "/lastName"},
-        },
-        {
-            "code": "2",
-            "title": "Invalid Field",
-            "details": 'Invalid field value, or missing a required field "email"',
-            "info": "https://docs.crossengage.io/errors#2",
-            "source": {"pointer": "/email"},
-        },
-    ]
-}
 
 
 def reply(status: int, body: Any = None, **kwargs: Any) -> httpx.Response:
@@ -210,7 +192,7 @@ async def test_upsert_user_takes_a_wire_mapping(make_client: MakeClient) -> None
 async def test_upsert_user_400_raises_validation_error_with_every_item(
     make_client: MakeClient,
 ) -> None:
-    recorder = Recorder(reply(400, PUT_400))
+    recorder = Recorder(reply(400, REFERENCE_PUT_400))
     async with make_client(recorder) as client:
         with pytest.raises(ValidationError) as info:
             await client.upsert_user(User("1", "x"))
@@ -482,7 +464,7 @@ async def test_a_partial_400_without_a_usable_tracking_id_is_unexpected(
 ) -> None:
     # The 400 says some users were taken, but names no tracking id to follow them by:
     # neither a partial success nor a refusal can be reported truthfully.
-    body = {"trackingId": tracking_id, "errors": PUT_400["errors"]}
+    body = {"trackingId": tracking_id, "errors": REFERENCE_PUT_400["errors"]}
     recorder = Recorder(reply(400, body))
     async with make_client(recorder) as client:
         with pytest.raises(UnexpectedResponseError, match="trackingId"):

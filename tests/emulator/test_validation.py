@@ -15,6 +15,7 @@ from activatepro_async.emulator import (
 )
 from activatepro_async.errors import ErrorCode
 
+from ..helpers import REFERENCE_PUT_400
 from .wire import HEADERS, errors, user
 
 pytestmark = pytest.mark.anyio
@@ -52,24 +53,7 @@ async def test_the_reference_error_example(http: httpx.AsyncClient) -> None:
     ) as strict:
         response = await strict.put("/users", json={"id": "1", "lastName": "Doe"})
     assert response.status_code == 400
-    assert response.json() == {
-        "errors": [
-            {
-                "code": "6",
-                "title": "Unknown Attribute",
-                "details": 'Attribute "lastName" does not exist',
-                "info": "https://docs.crossengage.io/errors#6",
-                "source": {"pointer": "/lastName"},
-            },
-            {
-                "code": "2",
-                "title": "Invalid Field",
-                "details": 'Invalid field value, or missing a required field "email"',
-                "info": "https://docs.crossengage.io/errors#2",
-                "source": {"pointer": "/email"},
-            },
-        ]
-    }
+    assert response.json() == REFERENCE_PUT_400
     assert emulator.pending_count == 0
 
 
