@@ -9,6 +9,7 @@ import pytest
 from activatepro_async import AsyncClient, RetryPolicy
 from activatepro_async.emulator import FAULT_KINDS, Emulator, Faults
 
+from ..helpers import FakeTime
 from .wire import HEADERS, KEY, errors, user
 
 pytestmark = pytest.mark.anyio
@@ -200,24 +201,10 @@ async def test_served_status_faults(kind: str, status: int) -> None:
 # -- the SDK gets through ------------------------------------------------------------
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 @pytest.mark.parametrize("kind", FAULT_KINDS)
-async def test_the_client_retries_through_each_fault(kind: str) -> None:
+async def test_the_client_retries_through_each_fault(kind: str, fake_time: FakeTime) -> None:
     emulator = Emulator(faults=Faults(schedule=[kind, kind], latency=0.001, retry_after=2))
-    fake = FakeSleep()
-    retry = RetryPolicy(jitter=None, sleep=fake.sleep, clock=fake.clock, max_retries=3)
+    retry = RetryPolicy(jitter=None, sleep=fake_time.sleep, clock=fake_time.clock, max_retries=3)
     async with AsyncClient(KEY, transport=emulator.transport(), retry=retry) as client:
         await client.upsert_user(user("1", firstName="Through"))
         found = await client.get_user("1")
@@ -225,18 +212,17 @@ async def test_the_client_retries_through_each_fault(kind: str) -> None:
     assert emulator.users["1"]["firstName"] == "Through"
     faulted = [r.fault for r in emulator.requests]
     if kind == "latency":
-        assert fake.waits == []  # slow, not failed: no retry
+        assert fake_time.sleeps == []  # slow, not failed: no retry
     else:
         assert faulted[:3] == [kind, kind, None]
-        assert len(fake.waits) == 2
+        assert len(fake_time.sleeps) == 2
     if kind == "429":
-        assert all(wait >= 2 for wait in fake.waits)
+        assert all(wait >= 2 for wait in fake_time.sleeps)
 
 
-async def test_the_client_gets_through_a_random_storm() -> None:
+async def test_the_client_gets_through_a_random_storm(fake_time: FakeTime) -> None:
     emulator = Emulator(faults=Faults(rate=0.3, seed=11, latency=0.0, retry_after=0.5))
-    fake = FakeSleep()
-    retry = RetryPolicy(jitter=None, sleep=fake.sleep, clock=fake.clock, max_retries=10)
+    retry = RetryPolicy(jitter=None, sleep=fake_time.sleep, clock=fake_time.clock, max_retries=10)
     async with AsyncClient(KEY, transport=emulator.transport(), retry=retry) as client:
         for i in range(30):
             await client.upsert_user(user(str(i)))
