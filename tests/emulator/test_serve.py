@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -99,32 +99,32 @@ def read_until(stream: object, marker: str, timeout: float) -> list[str]:
     return lines
 
 
-def cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "activatepro_async", *args],
+@contextlib.contextmanager
+def serving(*flags: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """``activatepro serve --port 0 FLAGS``: the process, its URL, and its lines up to the URL.
+
+    The test stops it with a signal and reads the rest; it is killed if it still runs.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "activatepro_async", "serve", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    try:
+        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
+        yield process, lines[-1].rsplit(" ", 1)[-1].strip(), lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_activatepro_serve_answers_and_stops_cleanly(stop: signal.Signals) -> None:
-    process = cli(
-        "serve",
-        "--port",
-        "0",
-        "--api-key",
-        "cli-key",
-        "--processing-delay",
-        "0",
-        "--attribute",
-        "shoeSize=integer",
-    )
-    try:
-        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
-        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+    flags = ("--api-key", "cli-key", "--processing-delay", "0", "--attribute", "shoeSize=integer")
+    with serving(*flags) as (process, base_url, lines):
         headers = {"X-XNG-AuthToken": "cli-key", "X-XNG-ApiVersion": "2"}
         with httpx.Client(base_url=base_url, headers=headers, timeout=10) as http:
             assert http.put("/users", json=user("1", shoeSize=44)).status_code == 202
@@ -133,10 +133,6 @@ def test_activatepro_serve_answers_and_stops_cleanly(stop: signal.Signals) -> No
             assert http.get("/users/1", headers={"X-XNG-AuthToken": "test-key"}).status_code == 401
         process.send_signal(stop)
         stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "cli-key" not in "".join(lines) + stdout + stderr
@@ -144,39 +140,24 @@ def test_activatepro_serve_answers_and_stops_cleanly(stop: signal.Signals) -> No
 
 
 def test_activatepro_serve_injects_faults_from_flags() -> None:
-    process = cli("serve", "--port", "0", "--fault-rate", "1", "--fault-kinds", "503")
-    try:
-        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
-        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+    with serving("--fault-rate", "1", "--fault-kinds", "503") as (process, base_url, _):
         with httpx.Client(base_url=base_url, headers=HEADERS, timeout=10) as http:
             assert http.get("/users/1").status_code == 503
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
 
 
 def test_activatepro_serve_dumps_its_whole_state_on_exit(tmp_path: Path) -> None:
     dump = tmp_path / "state.jsonl"
-    process = cli(
-        "serve", "--port", "0", "--processing-delay", "3600", "--dump-on-exit", str(dump)
-    )  # fmt: skip
-    try:
-        lines = read_until(process.stdout, "listening on", STARTUP_TIMEOUT)
-        base_url = lines[-1].rsplit(" ", 1)[-1].strip()
+    flags = ("--processing-delay", "3600", "--dump-on-exit", str(dump))
+    with serving(*flags) as (process, base_url, _):
         with httpx.Client(base_url=base_url, headers=HEADERS, timeout=10) as http:
             assert http.put("/users", json=user("b")).status_code == 202
             assert http.put("/users", json=user("a")).status_code == 202
             assert http.get("/users/a").status_code == 404, "still queued"
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     stored = [json.loads(line) for line in dump.read_text().splitlines()]
     assert [u["id"] for u in stored] == ["a", "b"], "queued writes applied, sorted by id"
