@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
+from ..helpers import run_python
 from ._support import require_spark
 
 require_spark()
@@ -121,12 +120,6 @@ def test_a_spark_connect_dataframe_is_refused_with_what_to_do() -> None:
 def test_something_else_than_a_dataframe_is_refused() -> None:
     with pytest.raises(TypeError, match=r"expected a pyspark\.sql\.DataFrame, got list"):
         integration.delete_dataframe([{"id": "1"}])  # type: ignore[arg-type]  # on purpose
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_importing_the_sdk_does_not_import_pyspark() -> None:
