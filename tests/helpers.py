@@ -220,7 +220,9 @@ class ServedEmulator:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                # A guard against a hang only: dumping 200,000 users on exit
+                # takes ~10 s on a loaded machine, and a kill cuts the dump short.
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
