@@ -7,13 +7,14 @@ from typing import Any
 
 import attrs
 
+from .._wire import MAX_BODY_BYTES
 from . import _json
 
 __all__ = ["DEFAULT_REQUEST_LOG_BYTES", "RecordedRequest", "RequestLog"]
 
 #: The request log's default byte budget: twice the default body limit, so
 #: the newest accepted body of any size is kept whole.
-DEFAULT_REQUEST_LOG_BYTES = 64 * 1024 * 1024
+DEFAULT_REQUEST_LOG_BYTES = 2 * MAX_BODY_BYTES
 
 
 @attrs.frozen(repr=False)
