@@ -375,7 +375,6 @@ async def test_an_exception_from_on_retry_fails_the_request_with_it(
     assert len(recorder.requests) == 1  # no retry after the hook refused
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_sync_client_hands_retries_to_the_policys_on_retry(backend: str) -> None:
     from activatepro_async import Client
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 
 from activatepro_async.client import _Secret
 
+from ..helpers import run_python
 from ._support import API_KEY, ServedEmulator, require_spark
 
 require_spark()
@@ -125,7 +124,5 @@ def test_a_forked_worker_makes_its_own_client_and_the_parent_keeps_its_own() -> 
         print("done")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = run_python(script, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "done"), done.stderr
