@@ -12,7 +12,8 @@ Top to bottom:
    the chunks being sent plus the one being built are in memory, whatever the
    size of the input.
 3. ``concurrency`` **worker** tasks take chunks from the stream and POST them
-   with the client's retries (:meth:`AsyncClient._send_batch`). Before each
+   with the client's retries, through the narrow :class:`BatchSender` seam
+   (the engine never sees the client itself). Before each
    request a worker takes a slot of the :class:`_Aimd` limiter, which lowers
    the number of requests in flight when the API answers 429 or 503 and raises
    it again as calls succeed.
@@ -44,15 +45,23 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import attrs
 import httpx
 
 from ._retry import RetryEvent
-from ._transport import AutoTransport
 from ._wire import (
     DEFAULT_MAX_CHUNK_BYTES,
     MAX_BATCH_ITEMS,
@@ -71,25 +80,27 @@ from .errors import (
     PermissionDeniedError,
     UnexpectedResponseError,
 )
-from .models import BatchAccepted, User, deleted_to_wire, user_to_wire
+from .models import BatchAccepted, TrackingStatus, User, deleted_to_wire, user_to_wire
 
 if TYPE_CHECKING:
     from anyio import CancelScope
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from .client import AsyncClient
-
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "MAX_USER_BYTES",
+    "BatchSender",
     "BulkCancelled",
     "BulkProgress",
     "BulkResult",
+    "ChunkOutcome",
     "FailedChunk",
     "Operation",
     "RejectedUser",
     "TrackingFailure",
     "TrackingTotals",
+    "TrackingWaiter",
+    "wait_for_all",
 ]
 
 logger = logging.getLogger("activatepro_async")
@@ -211,6 +222,76 @@ class BulkProgress:
 def _count(items: tuple[Any, ...]) -> str:
     # A run may reject millions: the repr says how many, the field holds them.
     return f"<{len(items)} items>"
+
+
+@attrs.frozen
+class ChunkOutcome:
+    """What became of some users of a bulk run, handed to ``on_chunk`` as it is settled.
+
+    One outcome per chunk the run made, and one for each group of users that
+    were refused before they were put in a chunk (``index`` is ``None``; they
+    are all in ``rejected``, with ``local`` true). ``positions`` are the input
+    positions of every user it settles, ``user_ids`` their ids in the same
+    order (``None`` for a user refused without a usable id). Of them:
+
+    - the chunk failed (``exception`` set; ``failed == len(positions)``): its
+      users may or may not be stored, sending them again is safe;
+    - or the API took it (``tracking_id`` set): ``accepted`` users were
+      accepted, ``rejected`` refused (a 400 naming them by JSON pointer).
+
+    ``accepted + len(rejected) + failed == len(positions)`` always holds; see
+    :meth:`~activatepro_async.AsyncClient.upsert_many` for what the outcomes of
+    a run add up to.
+    """
+
+    index: int | None
+    positions: tuple[int, ...] = attrs.field(repr=_count)
+    user_ids: tuple[str | None, ...] = attrs.field(repr=_count)
+    accepted: int = 0
+    rejected: tuple[RejectedUser, ...] = attrs.field(default=(), repr=_count)
+    tracking_id: str | None = None
+    exception: Exception | None = None
+
+    @property
+    def failed(self) -> int:
+        """How many users are in this chunk if it failed (else 0)."""
+        return len(self.positions) if self.exception is not None else 0
+
+
+class TrackingWaiter(Protocol):
+    """What :func:`wait_for_all` needs: an :class:`~activatepro_async.AsyncClient` is one."""
+
+    async def wait_for_tracking(
+        self,
+        tracking_id: str,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109 - the client's give-up time
+    ) -> TrackingStatus:
+        """Poll one tracking id until ``PROCESSED`` (or raise)."""
+        ...
+
+
+class BatchSender(TrackingWaiter, Protocol):
+    """The narrow seam between the bulk engine and a client: all the engine calls.
+
+    ``AsyncClient.upsert_many`` passes an adapter of itself; the engine never
+    sees the client's attributes, its HTTP client or its transport.
+    """
+
+    @property
+    def max_connections(self) -> int | None:
+        """The HTTP pool's connection limit if known; the engine stays within it."""
+        ...
+
+    async def send_batch(
+        self, body: bytes, *, on_retry: Callable[[RetryEvent], object]
+    ) -> BatchAccepted:
+        """POST one encoded batch body with the client's retries, calling ``on_retry``.
+
+        A 400 that names invalid items and carries a tracking id is a
+        :class:`BatchAccepted` with ``errors``; any other failure raises.
+        """
+        ...
 
 
 @attrs.frozen
@@ -400,30 +481,21 @@ def _describe_id(item: Any) -> str | None:
     return None
 
 
-def _pool_limit(http: httpx.AsyncClient) -> int | None:
-    """``max_connections`` of an httpx client on its default transport, if visible."""
-    transport = getattr(http, "_transport", None)
-    if isinstance(transport, AutoTransport):  # the SDK's own client
-        return transport.max_connections
-    pool = getattr(transport, "_pool", None)
-    limit = getattr(pool, "_max_connections", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
 class _Run:
     """The state of one bulk run; every task of the run shares it (one thread)."""
 
     def __init__(
         self,
-        client: AsyncClient,
+        sender: BatchSender,
         operation: Operation,
         *,
         chunk_size: int,
         concurrency: int,
         max_chunk_bytes: int,
         on_progress: Callable[[BulkProgress], object] | None,
+        on_chunk: Callable[[ChunkOutcome], object] | None = None,
     ) -> None:
-        self.client = client
+        self.sender = sender
         self.operation: Operation = operation
         self.key = "updated" if operation == "upsert" else "deleted"
         self.to_wire: Callable[[Any], dict[str, Any]] = (
@@ -436,6 +508,15 @@ class _Run:
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
         self.on_progress = on_progress
+        self.on_chunk = on_chunk
+        # Outcomes settled but not yet handed to on_chunk, oldest first; a
+        # user's outcome is queued in the same step that settles it (no await
+        # between), and queued only when there is a hook to take it.
+        self.outbox: deque[ChunkOutcome] = deque()
+        # Local rejects not yet in an outcome (they go out with the next seal).
+        self.local: list[RejectedUser] = []
+        # Set when a hook raised: neither hook is called again.
+        self.hooks_broken = False
         self.limiter = _Aimd(concurrency)
         self.started = time.perf_counter()
         # Counts and reports.
@@ -479,6 +560,8 @@ class _Run:
                     while self.fill(iterator):
                         await self.flush(send)
             except Exception as exc:
+                if self.hooks_broken:
+                    raise  # on_chunk raised in flush(): that stops the run, it is no input error
                 # The input broke (a bad file, a parse error): send what was read,
                 # then stop; run_bulk raises BulkError from it.
                 self.input_error = exc
@@ -548,10 +631,16 @@ class _Run:
         details: str,
         pointer: str | None = None,
     ) -> None:
-        self.rejected.append(_local_reject(position, user_id, code, details, pointer))
+        rejected = _local_reject(position, user_id, code, details, pointer)
+        self.rejected.append(rejected)
+        if self.on_chunk is not None:
+            self.local.append(rejected)
 
     async def flush(self, send: MemoryObjectSendStream[_Chunk]) -> None:
-        for chunk in self.seal():
+        chunks = self.seal()
+        if self.outbox:
+            await self.report()  # the local rejects, before their chunks are sent
+        for chunk in chunks:
             await send.send(chunk)
 
     def seal(self) -> list[_Chunk]:
@@ -562,12 +651,29 @@ class _Run:
         while flush() hands the chunks over one by one (a cancellation or an
         abort may land at any of those sends).
         """
-        if not self.wires:
-            return []
-        pieces, rejects = self.encode_chunks(self.wires, self.ids, self.positions)
-        self.wires, self.ids, self.positions = [], [], []
-        self.rejected += rejects
+        pieces: list[_Piece] = []
+        if self.wires:
+            pieces, rejects = self.encode_chunks(self.wires, self.ids, self.positions)
+            self.wires, self.ids, self.positions = [], [], []
+            self.rejected += rejects
+            if self.on_chunk is not None:
+                self.local += rejects
+        self.queue_local()
         return [self.new_chunk(*piece) for piece in pieces]
+
+    def queue_local(self) -> None:
+        """Queue the local rejects not yet in an outcome as one outcome."""
+        if self.local:
+            local = sorted(self.local, key=lambda r: r.position)
+            self.local = []
+            self.outbox.append(
+                ChunkOutcome(
+                    None,
+                    tuple(r.position for r in local),
+                    tuple(r.user_id for r in local),
+                    rejected=tuple(local),
+                )
+            )
 
     def new_chunk(self, body: bytes, ids: list[str], positions: list[int]) -> _Chunk:
         """A chunk of the run, unsettled until record() or fail() settles it."""
@@ -703,7 +809,7 @@ class _Run:
                 self.limiter.congestion(epoch)
 
         try:
-            accepted = await self.client._send_batch(chunk.body, on_retry=on_retry)
+            accepted = await self.sender.send_batch(chunk.body, on_retry=on_retry)
             _check_tracking_id(accepted, chunk.index)
         except _ABORT_ERRORS as exc:
             self.fail(chunk, exc)
@@ -730,19 +836,36 @@ class _Run:
                 self.unattributed.append(error)
             else:
                 named.setdefault(index, []).append(error)
-        for index in sorted(named):
-            self.rejected.append(
-                RejectedUser(chunk.positions[index], chunk.ids[index], tuple(named[index]))
-            )
+        rejected = [
+            RejectedUser(chunk.positions[index], chunk.ids[index], tuple(named[index]))
+            for index in sorted(named)
+        ]
+        self.rejected += rejected
         self.api_rejected[chunk.index] = len(named)
         self.accepted += len(chunk.ids) - len(named)
+        if self.on_chunk is not None:
+            self.outbox.append(
+                ChunkOutcome(
+                    chunk.index,
+                    tuple(chunk.positions),
+                    tuple(chunk.ids),
+                    accepted=len(chunk.ids) - len(named),
+                    rejected=tuple(rejected),
+                    tracking_id=accepted.tracking_id,
+                )
+            )
 
     def fail(self, chunk: _Chunk, exc: Exception, *, log: bool = True) -> None:
         if not self.settle(chunk):
             return
         self.chunks_done += 1
         self.failed_users += len(chunk.ids)
-        self.failed.append(FailedChunk(chunk.index, tuple(chunk.positions), tuple(chunk.ids), exc))
+        failed = FailedChunk(chunk.index, tuple(chunk.positions), tuple(chunk.ids), exc)
+        self.failed.append(failed)
+        if self.on_chunk is not None:
+            self.outbox.append(
+                ChunkOutcome(chunk.index, failed.positions, failed.user_ids, exception=exc)
+            )
         if log:
             logger.warning(
                 "bulk %s: chunk %d (%d users) failed: %s",
@@ -756,10 +879,40 @@ class _Run:
         if self.scope is not None:
             self.scope.cancel()
 
-    async def report(self, chunk: _Chunk, tracking_id: str | None) -> None:
-        if self.on_progress is None:
+    async def report(self, chunk: _Chunk | None = None, tracking_id: str | None = None) -> None:
+        """Hand the queued outcomes to ``on_chunk``, then ``chunk``'s counts to ``on_progress``.
+
+        One call at a time, so an async callback sees them in order. An
+        exception from either goes up to guard(), which stops the run.
+        """
+        on_progress = self.on_progress if chunk is not None else None
+        if on_progress is None and self.on_chunk is None:
             return
-        progress = BulkProgress(
+        # The counts as this chunk settled, not as they are once the lock is free.
+        progress = (
+            None if on_progress is None or chunk is None else self.progress(chunk, tracking_id)
+        )
+        async with self.progress_lock:
+            await self.deliver()
+            if on_progress is not None and progress is not None and not self.hooks_broken:
+                await self.call(on_progress, progress)
+
+    async def deliver(self) -> None:
+        """Hand every queued outcome to ``on_chunk``, oldest first, each exactly once."""
+        while self.outbox and self.on_chunk is not None and not self.hooks_broken:
+            await self.call(self.on_chunk, self.outbox.popleft())
+
+    async def call(self, hook: Callable[[Any], object], value: object) -> None:
+        try:
+            outcome = hook(value)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            self.hooks_broken = True
+            raise
+
+    def progress(self, chunk: _Chunk, tracking_id: str | None) -> BulkProgress:
+        return BulkProgress(
             operation=self.operation,
             submitted=self.submitted,
             accepted=self.accepted,
@@ -774,12 +927,6 @@ class _Run:
             chunk_positions=tuple(chunk.positions),
             chunk_tracking_id=tracking_id,
         )
-        # One call at a time, so an async callback sees the counts in order. An
-        # exception from it goes up to guard(), which stops the run.
-        async with self.progress_lock:
-            outcome = self.on_progress(progress)
-            if inspect.isawaitable(outcome):
-                await outcome
 
     # -- the end -----------------------------------------------------------
 
@@ -790,6 +937,7 @@ class _Run:
         users are named like the others. No line per chunk: up to
         ``concurrency`` of them end alike, and the run's summary says so.
         """
+        self.queue_local()
         if self.wires:
             self.new_chunk(b"", self.ids, self.positions)
             self.wires, self.ids, self.positions = [], [], []
@@ -813,31 +961,25 @@ class _Run:
     async def wait_all(
         self, concurrency: int, wait_timeout: float
     ) -> tuple[TrackingTotals, int, list[TrackingFailure]]:
-        """Poll every tracking id to PROCESSED, at most ``concurrency`` at a time."""
-        todo = iter(sorted(self.tracking.items()))
+        """Poll every tracking id of the run to PROCESSED and add up the server's counts."""
+        indexes = sorted(self.tracking)
+        ids = [self.tracking[i] for i in indexes]
         totals = [0, 0, 0]
-        processing_errors = [0]
+        processing_errors = 0
         failures: list[TrackingFailure] = []
-
-        async def poll() -> None:
-            for index, tracking_id in todo:  # shared: each id is taken by one poller
-                try:
-                    status = await self.client.wait_for_tracking(tracking_id, timeout=wait_timeout)
-                except Exception as exc:
-                    # Every user is accounted for already: an id that cannot be
-                    # followed, for whatever reason, is reported, not raised.
-                    failures.append(TrackingFailure(tracking_id, exc))
-                    continue
-                totals[0] += status.total
-                totals[1] += status.success
-                totals[2] += status.error
-                processing_errors[0] += max(0, status.error - self.api_rejected.get(index, 0))
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(concurrency, len(self.tracking)))):
-                tg.start_soon(poll)
+        statuses = await wait_for_all(
+            self.sender, ids, concurrency=concurrency, timeout=wait_timeout
+        )
+        for index, tracking_id, status in zip(indexes, ids, statuses, strict=True):
+            if isinstance(status, Exception):
+                failures.append(TrackingFailure(tracking_id, status))
+                continue
+            totals[0] += status.total
+            totals[1] += status.success
+            totals[2] += status.error
+            processing_errors += max(0, status.error - self.api_rejected.get(index, 0))
         failures.sort(key=lambda f: f.tracking_id)
-        return TrackingTotals(*totals), processing_errors[0], failures
+        return TrackingTotals(*totals), processing_errors, failures
 
     def result(
         self,
@@ -861,6 +1003,44 @@ class _Run:
             tracking_failures=tracking_failures,
             aborted_by=self.aborted_by or self.input_error,
         )
+
+
+async def wait_for_all(
+    client: TrackingWaiter,
+    tracking_ids: Sequence[str],
+    *,
+    concurrency: int = 8,
+    timeout: float = 300.0,  # noqa: ASYNC109 - a give-up time per id, as wait_for_tracking's
+    on_done: Callable[[int, TrackingStatus | Exception], object] | None = None,
+) -> list[TrackingStatus | Exception]:
+    """Poll every tracking id to ``PROCESSED``, at most ``concurrency`` at a time.
+
+    The bulk engine's one poller (``wait=True``), also for ids of earlier runs.
+    Returns, in the order of ``tracking_ids``, each id's final
+    :class:`TrackingStatus` or the exception that stopped following it (a
+    :class:`~activatepro_async.NotFoundError` once it is 24 hours old, a
+    :class:`~activatepro_async.TrackingTimeoutError` after ``timeout``
+    seconds, ...): an id that cannot be followed is reported, never raised.
+    ``on_done(i, status_or_exception)`` is called as each id is done.
+    """
+    results: list[TrackingStatus | Exception | None] = [None] * len(tracking_ids)
+    todo = iter(enumerate(tracking_ids))
+
+    async def poll() -> None:
+        for i, tracking_id in todo:  # shared: each id is taken by one poller
+            result: TrackingStatus | Exception
+            try:
+                result = await client.wait_for_tracking(tracking_id, timeout=timeout)
+            except Exception as exc:
+                result = exc
+            results[i] = result
+            if on_done is not None:
+                on_done(i, result)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(max(1, min(concurrency, len(tracking_ids)))):
+            tg.start_soon(poll)
+    return [r for r in results if r is not None]
 
 
 def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:
@@ -905,7 +1085,7 @@ def _check_int(name: str, value: int, low: int, high: int | None = None) -> None
 
 
 async def run_bulk(
-    client: AsyncClient,
+    sender: BatchSender,
     items: Iterable[Any] | AsyncIterable[Any],
     *,
     operation: Operation,
@@ -916,6 +1096,7 @@ async def run_bulk(
     wait_timeout: float,
     on_progress: Callable[[BulkProgress], object] | None,
     raise_on_failure: bool,
+    on_chunk: Callable[[ChunkOutcome], object] | None = None,
 ) -> BulkResult:
     """Run one bulk operation; see :meth:`AsyncClient.upsert_many` for the contract."""
     _check_int("chunk_size", chunk_size, 1, MAX_BATCH_ITEMS)
@@ -929,7 +1110,7 @@ async def run_bulk(
         )
     if not isinstance(items, (Iterable, AsyncIterable)):
         raise TypeError(f"users must be an iterable or async iterable, got {type(items).__name__}")
-    pool = _pool_limit(client._http)
+    pool = sender.max_connections
     if pool is not None and concurrency > pool:
         # More requests in flight than connections only queue in the pool and
         # die there with PoolTimeout.
@@ -940,12 +1121,13 @@ async def run_bulk(
         concurrency = pool
 
     run = _Run(
-        client,
+        sender,
         operation,
         chunk_size=chunk_size,
         concurrency=concurrency,
         max_chunk_bytes=max_chunk_bytes,
         on_progress=on_progress,
+        on_chunk=on_chunk,
     )
     send, receive = anyio.create_memory_object_stream[_Chunk](0)
     polled: tuple[TrackingTotals, int, list[TrackingFailure]] | None = None
@@ -956,6 +1138,12 @@ async def run_bulk(
                 for _ in range(concurrency):
                     tg.start_soon(run.guard, run.work, receive.clone())
             tg.start_soon(run.guard, run.produce, items, send)
+        run.scope = None
+        if run.aborted_by is not None:
+            run.fail_unfinished(run.aborted_by)
+        # Every user is settled now: what on_chunk has not seen yet, it sees
+        # before the run returns or raises (unless it raised itself).
+        await run.guard(run.deliver)
         if wait and run.tracking and run.aborted_by is None and run.input_error is None:
             polled = await run.wait_all(concurrency, wait_timeout)
     except BaseException:
@@ -966,7 +1154,6 @@ async def run_bulk(
         raise
 
     if run.aborted_by is not None:
-        run.fail_unfinished(run.aborted_by)
         result = run.result()
         raise BulkError(
             f"{operation} run stopped early: {run.aborted_by}; {result.summary()}", result=result
