@@ -438,7 +438,6 @@ def _run_with_display(
     title: str | None = None,
     footer: str | None = None,
     unit: str = "rows",
-    window_rows: int | None = None,
 ) -> Summary:
     """Run with the progress bar, then print the summary; returns it."""
     from rich.console import Console
@@ -459,7 +458,6 @@ def _run_with_display(
         wait=wait,
         wait_timeout=wait_timeout,
         dry_run=dry_run,
-        window_rows=window_rows,
     )
     live = LiveProgress(
         "checking" if dry_run else ("deleting" if operation == "delete" else "importing"),
