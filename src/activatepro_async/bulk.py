@@ -13,17 +13,20 @@ Top to bottom:
    size of the input.
 3. ``concurrency`` **worker** tasks take chunks from the stream and POST them
    with the client's retries, through the narrow :class:`BatchSender` seam
-   (the engine never sees the client itself). Before each
-   request a worker takes a slot of the :class:`_Aimd` limiter, which lowers
-   the number of requests in flight when the API answers 429 or 503 and raises
-   it again as calls succeed.
+   (the engine never sees the client itself). Before each request a worker
+   takes a slot of the :class:`_Aimd` limiter, which lowers the number of
+   requests in flight when the API answers 429 or 503 and raises it again as
+   calls succeed.
 4. Each answer is mapped back to the input: a 202 accepts the chunk; a 400
    with a tracking id accepts all users but those its JSON pointers name
    (``/updated/17/email`` is the 18th user of the chunk: its id and input
    position are kept); a chunk that fails after all retries is reported with
-   its user ids and the exception, and the run goes on.
-5. With ``wait=True``, the tracking ids are polled to ``PROCESSED`` by at most
-   ``concurrency`` pollers and the server's totals are added up.
+   its user ids and the exception, and the run goes on. Whatever settles
+   users also queues their :class:`ChunkOutcome` (in the same step), and the
+   queue is handed to ``on_chunk`` in order, one call at a time.
+5. With ``wait=True``, the tracking ids are polled to ``PROCESSED`` by
+   :func:`wait_for_all` (at most ``concurrency`` at a time) and the server's
+   totals are added up.
 
 Every task lives in one anyio task group, so the engine runs on asyncio and
 trio alike and no task outlives the call, also when it is cancelled.
