@@ -26,6 +26,7 @@ from activatepro_async import (
     BulkProgress,
     ChunkOutcome,
     ErrorCode,
+    NotFoundError,
     PermissionDeniedError,
     RetryPolicy,
     ServerError,
@@ -864,3 +865,18 @@ async def test_the_repr_of_a_result_counts_its_lists_instead_of_showing_them(
     result = await client.upsert_many([*users(3), *range(1000)], raise_on_failure=False)
     assert "rejected=<1000 items>" in repr(result)
     assert len(repr(result)) < 1000
+
+
+async def test_wait_for_all_reports_each_id_in_order_and_never_raises(
+    api: MockAPI, client: AsyncClient
+) -> None:
+    result = await client.upsert_many(users(30), chunk_size=10, concurrency=1)
+    ids = [result.tracking_ids[0], "gone", *result.tracking_ids[1:]]
+    done: list[int] = []
+    statuses = await bulk_module.wait_for_all(
+        client, ids, concurrency=2, on_done=lambda i, _: done.append(i)
+    )
+    assert sorted(done) == [0, 1, 2, 3]
+    assert isinstance(statuses[1], NotFoundError)  # 404: reported, not raised
+    assert [s.total for s in statuses if not isinstance(s, Exception)] == [10, 10, 10]
+    assert await bulk_module.wait_for_all(client, []) == []

@@ -11,7 +11,7 @@ from activatepro_async import RetryPolicy
 from activatepro_async._cli.journal import Journal, JournalError, file_identity
 from activatepro_async.emulator import Emulator
 
-from .conftest import Invoke, read_jsonl, summary
+from .conftest import API_KEY, Invoke, read_jsonl, summary
 from .journals import FailAfter, FailBatches, make_csv
 
 OPTIONS = ("--chunk-size", "10", "--concurrency", "1", "--json", "--wait")
@@ -159,3 +159,24 @@ def test_a_run_goes_on_while_some_chunks_get_through(
     assert data["rows"] == 200  # three failed chunks, then one accepted: never four in a row
     assert data["stopped_by"] is None
     assert data["failed"] == 150
+
+
+def test_an_earlier_runs_tracking_id_gone_404_counts_as_expired_not_failed(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, valid, bad = make_csv(tmp_path / "u.csv")
+    journal = str(tmp_path / "u.journal")
+    first = invoke(
+        "import", path, "--journal", journal, *OPTIONS,
+        transport=FailAfter(emulator.transport(), batches=3),
+    )  # fmt: skip
+    assert first.exit_code == 2
+    # The resumed run talks to a server that has forgotten the first run's ids
+    # (as the API does after 24 hours): those 3 are expired, not failures.
+    later = Emulator((API_KEY,))
+    second = invoke("import", path, "--journal", journal, *OPTIONS, transport=later.transport())
+    data = summary(second)
+    assert data["tracking_expired"] == 3
+    assert data["tracking_not_followed"] == 0
+    assert data["tracking"]["total"] == data["sent"] == 200 - 30  # this run's, all followed
+    assert (data["accepted"], data["rejected"]) == (len(valid), len(bad))
