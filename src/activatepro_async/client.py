@@ -23,6 +23,7 @@ import attrs
 import cattrs
 import httpx
 
+from ._engine import run_bulk
 from ._retry import (
     RETRY_AFTER_STATUSES,
     RETRYABLE_STATUSES,
@@ -34,7 +35,7 @@ from ._retry import (
 from ._transport import AutoTransport
 from ._version import __version__
 from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS, encode_json
-from .bulk import BulkProgress, BulkResult, ChunkOutcome, run_bulk
+from .bulk import BulkProgress, BulkResult, ChunkOutcome
 from .errors import (
     APIConnectionError,
     ApiError,
