@@ -343,7 +343,7 @@ def _cpu_reading(facts: dict[str, Any]) -> str:
         lines.append(
             f"Against (c), the raw loop on the same transport, the gap is {gaps['c']:.2f} µs "
             "per user. It is the bulk engine's own work per user, which no raw loop does: "
-            "`fill` in `bulk.py` checks that every value of every user is a plain JSON value "
+            "`fill` in `_engine.py` checks that every value of every user is a plain JSON value "
             "(about 0.27 µs), copies the dict (0.1 µs) and records its id and input position "
             "(about 0.1 µs), so that a user the API cannot take is rejected with its reason "
             "and position, and a caller's later change to a dict it yielded cannot reach the "
@@ -439,7 +439,7 @@ Top costs, and what was done about each:
    now sends through httpx-aiohttp's transport (`src/activatepro_async/_transport.py`);
    aiohttp's parser and writer are in C. In this profile `aiohttp`, `httpx` and
    `httpx_aiohttp` together are what is left of the transport.
-2. **The bulk engine's `fill` loop** (`bulk.py`): the largest single cost, one
+2. **The bulk engine's `fill` loop** (`_engine.py`): the largest single cost, one
    pass per user. Its parts, timed alone on the same users: the check that every
    value is a plain JSON value (`frozenset.issuperset(map(type, values))`, about
    0.27 µs), the copy of the dict (0.1 µs), the id and position (0.1 µs). **Tried and

@@ -24,7 +24,9 @@ from activatepro_async import (
     AuthenticationError,
     BulkError,
     BulkProgress,
+    ChunkOutcome,
     ErrorCode,
+    NotFoundError,
     PermissionDeniedError,
     RetryPolicy,
     ServerError,
@@ -634,6 +636,134 @@ async def test_an_exception_from_on_progress_stops_the_run(client: AsyncClient) 
     assert caught.value.result.chunks < 50
 
 
+# -- per-chunk outcomes (on_chunk) ------------------------------------------
+
+
+def mixed_input() -> list[Any]:
+    """Valid users, API rejects (bad emails), local rejects (not a user, NaN, too big)."""
+    data: list[Any] = users(60)
+    for i in range(0, 60, 7):
+        data[i] = {**data[i], "email": "no-at-sign"}
+    data[3] = 42
+    data[11] = {"id": "nan", "email": "n@example.com", "score": math.nan}
+    data[40] = {"id": "big", "email": "b@example.com", "blob": "x" * (1024 * 1024)}
+    return data
+
+
+def assert_partition(outcomes: list[ChunkOutcome], result: Any) -> None:
+    positions = [p for o in outcomes for p in o.positions]
+    assert sorted(positions) == list(range(result.submitted))  # each user exactly once
+    assert sum(o.accepted for o in outcomes) == result.accepted
+    assert sum(o.failed for o in outcomes) == result.failed
+    got = sorted((r for o in outcomes for r in o.rejected), key=lambda r: r.position)
+    assert tuple(got) == result.rejected
+
+
+@pytest.mark.parametrize("hook_kind", ["sync", "async"])
+async def test_on_chunk_hands_over_every_user_exactly_once_with_what_became_of_it(
+    api: MockAPI, client: AsyncClient, hook_kind: str
+) -> None:
+    api.script = [500] * 6  # chunk 0 fails after all 5 retries
+    outcomes: list[ChunkOutcome] = []
+
+    async def on_chunk_async(outcome: ChunkOutcome) -> None:
+        await anyio.lowlevel.checkpoint()
+        outcomes.append(outcome)
+
+    hook = outcomes.append if hook_kind == "sync" else on_chunk_async
+    result = await client.upsert_many(
+        mixed_input(), chunk_size=10, concurrency=1, on_chunk=hook, raise_on_failure=False
+    )
+    assert_partition(outcomes, result)
+    local = [o for o in outcomes if o.index is None]
+    assert {r.position for o in local for r in o.rejected} == {3, 11, 40}
+    assert all(r.local for o in local for r in o.rejected)
+    [failed] = [o for o in outcomes if o.exception is not None]
+    assert isinstance(failed.exception, ServerError)
+    assert (failed.index, failed.positions[:2], failed.accepted, failed.rejected) == (
+        0,
+        (0, 1),
+        0,
+        (),
+    )
+    for o in outcomes:
+        if o.tracking_id is not None:
+            assert o.tracking_id in result.tracking_ids
+            assert all(r.user_id == o.user_ids[o.positions.index(r.position)] for r in o.rejected)
+            assert all(r.errors[0].code == ErrorCode.INVALID_EMAIL for r in o.rejected)
+    # A local reject comes before every chunk holding users read after it.
+    for at, outcome in enumerate(outcomes):
+        if outcome.index is None:
+            later = [
+                o
+                for o in outcomes
+                if o.index is not None and max(o.positions) > outcome.positions[-1]
+            ]
+            assert all(outcomes.index(o) > at for o in later)
+
+
+async def test_on_chunk_streams_outcomes_while_the_run_goes_on(
+    api: MockAPI, client: AsyncClient
+) -> None:
+    outcomes: list[ChunkOutcome] = []
+    seen_before_last_request: list[int] = []
+
+    async def hold(api: MockAPI) -> None:
+        if len(api.arrivals) == 4:  # the fifth request (arrivals count after hold)
+            seen_before_last_request.append(len(outcomes))
+
+    api.hold = hold
+    await client.upsert_many(users(50), chunk_size=10, concurrency=1, on_chunk=outcomes.append)
+    assert seen_before_last_request == [4]  # chunks 0-3 were handed over during the run
+    assert [o.index for o in outcomes] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("stop", [401, "input"])
+async def test_on_an_early_stop_on_chunk_still_sees_every_user_before_bulk_error(
+    api: MockAPI, client: AsyncClient, stop: int | str
+) -> None:
+    outcomes: list[ChunkOutcome] = []
+
+    def source() -> Iterator[Any]:
+        yield from mixed_input()[:35]
+        if stop == "input":
+            raise ValueError("line 36 is not JSON")
+
+    if stop == 401:
+
+        async def hold(api: MockAPI) -> None:
+            if len(api.arrivals) == 3:  # the fourth batch request gets a 401
+                api.script.append(401)
+
+        api.hold = hold
+    with pytest.raises(BulkError) as caught:
+        await client.upsert_many(source(), chunk_size=5, concurrency=2, on_chunk=outcomes.append)
+    result = caught.value.result
+    assert result.aborted_by is not None
+    assert_partition(outcomes, result)
+    if stop == 401:
+        assert result.failed_chunks  # in flight or not sent: failed, and handed over
+        assert any(o.exception is result.aborted_by for o in outcomes)
+
+
+async def test_a_raising_on_chunk_stops_the_run_and_is_not_called_again(
+    client: AsyncClient,
+) -> None:
+    calls = 0
+
+    def on_chunk(outcome: ChunkOutcome) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("the rejects sink is full")
+
+    with pytest.raises(BulkError) as caught:
+        await client.upsert_many(users(500), chunk_size=10, concurrency=2, on_chunk=on_chunk)
+    assert calls == 1
+    result = caught.value.result
+    assert isinstance(result.aborted_by, RuntimeError)
+    assert result.accepted + len(result.rejected) + result.failed == result.submitted
+
+
 async def test_wait_polls_every_tracking_id_to_processed_and_sums_the_totals(
     api: MockAPI, client: AsyncClient
 ) -> None:
@@ -735,3 +865,18 @@ async def test_the_repr_of_a_result_counts_its_lists_instead_of_showing_them(
     result = await client.upsert_many([*users(3), *range(1000)], raise_on_failure=False)
     assert "rejected=<1000 items>" in repr(result)
     assert len(repr(result)) < 1000
+
+
+async def test_wait_for_all_reports_each_id_in_order_and_never_raises(
+    api: MockAPI, client: AsyncClient
+) -> None:
+    result = await client.upsert_many(users(30), chunk_size=10, concurrency=1)
+    ids = [result.tracking_ids[0], "gone", *result.tracking_ids[1:]]
+    done: list[int] = []
+    statuses = await bulk_module.wait_for_all(
+        client, ids, concurrency=2, on_done=lambda i, _: done.append(i)
+    )
+    assert sorted(done) == [0, 1, 2, 3]
+    assert isinstance(statuses[1], NotFoundError)  # 404: reported, not raised
+    assert [s.total for s in statuses if not isinstance(s, Exception)] == [10, 10, 10]
+    assert await bulk_module.wait_for_all(client, []) == []

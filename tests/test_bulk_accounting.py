@@ -34,6 +34,7 @@ from activatepro_async import (
     BulkError,
     BulkProgress,
     BulkResult,
+    ChunkOutcome,
     PermissionDeniedError,
     RetryPolicy,
     UnexpectedResponseError,
@@ -284,6 +285,7 @@ CAUSES = (
     "401",  # a batch request answered 401
     "403",
     "progress",  # on_progress raises
+    "chunk_hook",  # on_chunk raises
     "bug",  # the transport raises what it should not
     "input",  # the input raises
     "bad_tracking",  # a 202 with trackingId "" (fails that chunk, the run goes on)
@@ -315,6 +317,35 @@ def runs(draw: st.DrawFn) -> dict[str, Any]:
         "wait": draw(st.booleans()),
         "async_input": draw(st.booleans()),
     }
+
+
+def hook_broke(cause: str) -> bool:
+    return cause in ("progress", "chunk_hook")
+
+
+def assert_outcomes_add_up(
+    outcomes: list[ChunkOutcome], result: BulkResult, *, whole: bool
+) -> None:
+    """Each user in at most one outcome; in exactly one, agreeing with the result, if ``whole``."""
+    positions = [p for o in outcomes for p in o.positions]
+    assert len(positions) == len(set(positions)), "a user in two outcomes"
+    for o in outcomes:
+        assert o.accepted + len(o.rejected) + o.failed == len(o.positions) == len(o.user_ids)
+        assert {r.position for r in o.rejected} <= set(o.positions)
+        assert (o.index is None) == (o.tracking_id is None and o.exception is None)
+        assert o.index is not None or all(r.local for r in o.rejected)
+    if not whole:
+        return
+    assert sorted(positions) == list(range(result.submitted))
+    assert sum(o.accepted for o in outcomes) == result.accepted
+    rejected = sorted((r for o in outcomes for r in o.rejected), key=lambda r: r.position)
+    assert tuple(rejected) == result.rejected
+    failed = sorted((o for o in outcomes if o.exception is not None), key=lambda o: o.index or 0)
+    assert [(o.index, o.positions, o.exception) for o in failed] == [
+        (c.index, c.positions, c.exception) for c in result.failed_chunks
+    ]
+    tracked = sorted((o.index or 0, o.tracking_id) for o in outcomes if o.tracking_id)
+    assert tuple(t for _, t in tracked) == result.tracking_ids
 
 
 def make_item(operation: str, kind: str, uid: str) -> Any:
@@ -412,6 +443,15 @@ async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_on
                 raise RuntimeError("the progress bar broke")
             scope.cancel()
 
+    outcomes: list[ChunkOutcome] = []
+
+    def on_chunk(chunk: ChunkOutcome) -> None:
+        nonlocal triggered
+        if len(outcomes) == at and cause == "chunk_hook":
+            triggered = True
+            raise RuntimeError("the rejects sink broke")
+        outcomes.append(chunk)
+
     def take(position: int, item: Any) -> Any:
         nonlocal read, triggered
         if position == at and cause in ("input", "cancel_input"):
@@ -446,6 +486,7 @@ async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_on
                     concurrency=spec["concurrency"],
                     wait=spec["wait"],
                     on_progress=on_progress,
+                    on_chunk=on_chunk,
                     raise_on_failure=False,
                 )
             except BulkError as exc:
@@ -463,12 +504,13 @@ async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_on
     elif isinstance(outcome, BulkError):
         result = outcome.result
         assert triggered
-        assert cause in ("401", "403", "progress", "bug", "input")
+        assert cause in ("401", "403", "progress", "chunk_hook", "bug", "input")
         assert outcome.__cause__ is result.aborted_by
         expected = {
             "401": AuthenticationError,
             "403": PermissionDeniedError,
             "progress": RuntimeError,
+            "chunk_hook": RuntimeError,
             "bug": TransportBug,
             "input": ValueError,
         }[cause]
@@ -477,7 +519,7 @@ async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_on
         assert isinstance(outcome, BulkResult)
         result = outcome
         assert result.aborted_by is None
-        assert not (triggered and cause in ("401", "403", "progress", "bug", "input"))
+        assert not (triggered and cause in ("401", "403", "progress", "chunk_hook", "bug", "input"))
         if cause == "bad_tracking" and triggered:
             assert any(
                 isinstance(c.exception, UnexpectedResponseError) for c in result.failed_chunks
@@ -488,5 +530,6 @@ async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_on
             assert result.submitted == len(items)
 
     assert result.submitted == read
+    assert_outcomes_add_up(outcomes, result, whole=outcome is not None and not hook_broke(cause))
     accepted = assert_each_user_in_one_bucket(result, ids, server.applied)
     assert all(spec["kinds"][p] == "valid" for p in accepted)

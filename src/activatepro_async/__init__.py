@@ -10,6 +10,7 @@ from ._version import __version__
 from .bulk import (
     BulkProgress,
     BulkResult,
+    ChunkOutcome,
     FailedChunk,
     RejectedUser,
     TrackingFailure,
@@ -50,6 +51,7 @@ __all__ = [
     "BulkError",
     "BulkProgress",
     "BulkResult",
+    "ChunkOutcome",
     "Client",
     "ConfigurationError",
     "ErrorCode",

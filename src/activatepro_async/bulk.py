@@ -1,115 +1,44 @@
-"""The bulk engine behind ``upsert_many`` and ``delete_many``: the path of one bulk run.
+"""The values of a bulk run, its seam to a client, and the one tracking poller.
 
-Top to bottom:
-
-1. One **producer** task reads the input (any iterable or async iterable),
-   turns each item into its wire form (:func:`~.models.user_to_wire`) and
-   collects up to ``chunk_size`` of them. An item it cannot send (not a user,
-   no id, not JSON, too large) is *rejected locally* with its reason.
-2. It encodes the chunk in one call (orjson when installed, else the standard
-   library, same meaning), splits it further only when it is over the byte
-   limit, and hands it over a zero-buffer memory stream. So at any time only
-   the chunks being sent plus the one being built are in memory, whatever the
-   size of the input.
-3. ``concurrency`` **worker** tasks take chunks from the stream and POST them
-   with the client's retries (:meth:`AsyncClient._send_batch`). Before each
-   request a worker takes a slot of the :class:`_Aimd` limiter, which lowers
-   the number of requests in flight when the API answers 429 or 503 and raises
-   it again as calls succeed.
-4. Each answer is mapped back to the input: a 202 accepts the chunk; a 400
-   with a tracking id accepts all users but those its JSON pointers name
-   (``/updated/17/email`` is the 18th user of the chunk: its id and input
-   position are kept); a chunk that fails after all retries is reported with
-   its user ids and the exception, and the run goes on.
-5. With ``wait=True``, the tracking ids are polled to ``PROCESSED`` by at most
-   ``concurrency`` pollers and the server's totals are added up.
-
-Every task lives in one anyio task group, so the engine runs on asyncio and
-trio alike and no task outlives the call, also when it is cancelled.
-
-Each user read is in exactly one place at every moment, and moves between
-places without an ``await`` in between: the chunk being filled, an *unsettled*
-chunk (waiting for a worker or in flight), then one of the three buckets
-(accepted, rejected, a failed chunk). So whatever stops a run, and whenever,
-sweeping the unsettled places into failed chunks (:meth:`_Run.fail_unfinished`)
-accounts for every user: ``accepted + len(rejected) + failed == submitted``.
-An exception that stops a run early becomes a :class:`~.errors.BulkError`
-holding that result; a cancellation from outside goes on unchanged, and the
-result goes to the log record (``bulk_result``).
+What ``upsert_many`` and ``delete_many`` give back (:class:`BulkResult`,
+:class:`RejectedUser`, :class:`FailedChunk`, ...) and hand to their hooks
+(:class:`BulkProgress`, :class:`ChunkOutcome`); the narrow protocol the engine
+sends through (:class:`BatchSender`); and :func:`wait_for_all`, which follows
+tracking ids to ``PROCESSED``. The run itself is in :mod:`._engine`.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-import re
-import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
 
 import anyio
 import attrs
-import httpx
 
 from ._retry import RetryEvent
-from ._transport import AutoTransport
-from ._wire import (
-    DEFAULT_MAX_CHUNK_BYTES,
-    MAX_BATCH_ITEMS,
-    MAX_USER_BYTES,
-    PLAIN_TYPES,
-    encode_json_telling,
-    item_encoder,
-)
-from .errors import (
-    ActivateProError,
-    ApiError,
-    APIStatusError,
-    AuthenticationError,
-    BulkError,
-    ErrorCode,
-    PermissionDeniedError,
-    UnexpectedResponseError,
-)
-from .models import BatchAccepted, User, deleted_to_wire, user_to_wire
-
-if TYPE_CHECKING:
-    from anyio import CancelScope
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
-    from .client import AsyncClient
+from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_USER_BYTES
+from .errors import ActivateProError, ApiError, BulkError
+from .models import BatchAccepted, TrackingStatus
 
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "MAX_USER_BYTES",
+    "BatchSender",
     "BulkCancelled",
     "BulkProgress",
     "BulkResult",
+    "ChunkOutcome",
     "FailedChunk",
     "Operation",
     "RejectedUser",
     "TrackingFailure",
     "TrackingTotals",
+    "TrackingWaiter",
+    "wait_for_all",
 ]
-
-logger = logging.getLogger("activatepro_async")
-
-#: No cap below this: a chunk must at least hold an ordinary user.
-MIN_CHUNK_BYTES = 1024
 
 #: What a bulk run does with its items.
 Operation = Literal["upsert", "delete"]
-
-# AIMD: halve the allowed requests in flight on 429/503 (not below one), add
-# 1/limit per successful chunk (about one more per round of `limit` chunks).
-AIMD_DECREASE = 0.5
-_CONGESTION_STATUSES = frozenset({429, 503})
-_ABORT_ERRORS = (AuthenticationError, PermissionDeniedError)
-_CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
-# An RFC 6901 array index: ASCII digits, no leading zero; nine digits are more
-# than any chunk holds (and int() of thousands of digits raises).
-_POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
-
 
 # --------------------------------------------------------------------------
 # Values
@@ -214,6 +143,76 @@ def _count(items: tuple[Any, ...]) -> str:
 
 
 @attrs.frozen
+class ChunkOutcome:
+    """What became of some users of a bulk run, handed to ``on_chunk`` as it is settled.
+
+    One outcome per chunk the run made, and one for each group of users that
+    were refused before they were put in a chunk (``index`` is ``None``; they
+    are all in ``rejected``, with ``local`` true). ``positions`` are the input
+    positions of every user it settles, ``user_ids`` their ids in the same
+    order (``None`` for a user refused without a usable id). Of them:
+
+    - the chunk failed (``exception`` set; ``failed == len(positions)``): its
+      users may or may not be stored, sending them again is safe;
+    - or the API took it (``tracking_id`` set): ``accepted`` users were
+      accepted, ``rejected`` refused (a 400 naming them by JSON pointer).
+
+    ``accepted + len(rejected) + failed == len(positions)`` always holds; see
+    :meth:`~activatepro_async.AsyncClient.upsert_many` for what the outcomes of
+    a run add up to.
+    """
+
+    index: int | None
+    positions: tuple[int, ...] = attrs.field(repr=_count)
+    user_ids: tuple[str | None, ...] = attrs.field(repr=_count)
+    accepted: int = 0
+    rejected: tuple[RejectedUser, ...] = attrs.field(default=(), repr=_count)
+    tracking_id: str | None = None
+    exception: Exception | None = None
+
+    @property
+    def failed(self) -> int:
+        """How many users are in this chunk if it failed (else 0)."""
+        return len(self.positions) if self.exception is not None else 0
+
+
+class TrackingWaiter(Protocol):
+    """What :func:`wait_for_all` needs: an :class:`~activatepro_async.AsyncClient` is one."""
+
+    async def wait_for_tracking(
+        self,
+        tracking_id: str,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109 - the client's give-up time
+    ) -> TrackingStatus:
+        """Poll one tracking id until ``PROCESSED`` (or raise)."""
+        ...
+
+
+class BatchSender(TrackingWaiter, Protocol):
+    """The narrow seam between the bulk engine and a client: all the engine calls.
+
+    ``AsyncClient.upsert_many`` passes an adapter of itself; the engine never
+    sees the client's attributes, its HTTP client or its transport.
+    """
+
+    @property
+    def max_connections(self) -> int | None:
+        """The HTTP pool's connection limit if known; the engine stays within it."""
+        ...
+
+    async def send_batch(
+        self, body: bytes, *, on_retry: Callable[[RetryEvent], object]
+    ) -> BatchAccepted:
+        """POST one encoded batch body with the client's retries, calling ``on_retry``.
+
+        A 400 that names invalid items and carries a tracking id is a
+        :class:`BatchAccepted` with ``errors``; any other failure raises.
+        """
+        ...
+
+
+@attrs.frozen
 class BulkResult:
     """What a bulk run did with every user it read.
 
@@ -309,683 +308,39 @@ def _failure_message(result: BulkResult) -> str:
     return "; ".join(parts)
 
 
-# --------------------------------------------------------------------------
-# Adaptive concurrency
-# --------------------------------------------------------------------------
-
-
-class _Aimd:
-    """Slots for requests in flight, between 1 and ``ceiling``: AIMD on 429/503.
-
-    A congestion signal halves the limit once per *epoch*: signals from
-    requests sent before the last decrease are old news and ignored, so a
-    burst of 429s from one overload halves the limit once, not eight times.
-    """
-
-    def __init__(self, ceiling: int) -> None:
-        self.ceiling = ceiling
-        self.limit = float(ceiling)
-        self.in_flight = 0
-        self.epoch = 0
-        self._changed = anyio.Event()
-
-    @property
-    def current(self) -> int:
-        return max(1, int(self.limit))
-
-    async def acquire(self) -> None:
-        while self.in_flight >= self.current:
-            await self._changed.wait()
-        self.in_flight += 1
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._notify()
-
-    def congestion(self, epoch: list[int]) -> None:
-        """A 429/503 seen by a request whose attempt began in ``epoch[0]``."""
-        if epoch[0] == self.epoch:
-            self.epoch += 1
-            self.limit = max(1.0, self.limit * AIMD_DECREASE)
-            logger.info("API congested: lowering bulk concurrency to %d", self.current)
-        epoch[0] = self.epoch
-
-    def success(self) -> None:
-        if self.limit < self.ceiling:
-            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
-            self._notify()
-
-    def _notify(self) -> None:
-        # Wake every waiter; each checks the slots again (there are few).
-        self._changed.set()
-        self._changed = anyio.Event()
-
-
-# --------------------------------------------------------------------------
-# The run
-# --------------------------------------------------------------------------
-
-
-@attrs.define(slots=True)
-class _Chunk:
-    index: int
-    body: bytes
-    ids: list[str]
-    positions: list[int]
-
-
-# An encoded chunk before it has an index: its body, ids and input positions.
-_Piece = tuple[bytes, list[str], list[int]]
-
-
-def _local_reject(
-    position: int, user_id: str | None, code: ErrorCode, details: str, pointer: str | None = None
-) -> RejectedUser:
-    error = ApiError(code=code, title=code.title, details=details, pointer=pointer)
-    return RejectedUser(position, user_id, (error,), local=True)
-
-
-def _describe_id(item: Any) -> str | None:
-    """The id of an item that failed conversion, if it plainly has one."""
-    if isinstance(item, str):
-        return item or None
-    if isinstance(item, User):
-        return item.id
-    if isinstance(item, Mapping):
-        try:
-            uid = item.get("id")
-        except Exception:  # a hostile mapping: no id then
-            return None
-        return uid if isinstance(uid, str) and uid else None
-    return None
-
-
-def _pool_limit(http: httpx.AsyncClient) -> int | None:
-    """``max_connections`` of an httpx client on its default transport, if visible."""
-    transport = getattr(http, "_transport", None)
-    if isinstance(transport, AutoTransport):  # the SDK's own client
-        return transport.max_connections
-    pool = getattr(transport, "_pool", None)
-    limit = getattr(pool, "_max_connections", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
-class _Run:
-    """The state of one bulk run; every task of the run shares it (one thread)."""
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        operation: Operation,
-        *,
-        chunk_size: int,
-        concurrency: int,
-        max_chunk_bytes: int,
-        on_progress: Callable[[BulkProgress], object] | None,
-    ) -> None:
-        self.client = client
-        self.operation: Operation = operation
-        self.key = "updated" if operation == "upsert" else "deleted"
-        self.to_wire: Callable[[Any], dict[str, Any]] = (
-            user_to_wire if operation == "upsert" else deleted_to_wire
-        )
-        if operation == "upsert":
-            self.head, self.tail = b'{"updated":[', b'],"deleted":[]}'
-        else:
-            self.head, self.tail = b'{"updated":[],"deleted":[', b"]}"
-        self.chunk_size = chunk_size
-        self.max_chunk_bytes = max_chunk_bytes
-        self.on_progress = on_progress
-        self.limiter = _Aimd(concurrency)
-        self.started = time.perf_counter()
-        # Counts and reports.
-        self.submitted = 0
-        self.accepted = 0
-        self.rejected: list[RejectedUser] = []
-        self.failed: list[FailedChunk] = []
-        self.failed_users = 0
-        self.unattributed: list[ApiError] = []
-        self.tracking: dict[int, str] = {}
-        self.api_rejected: dict[int, int] = {}
-        self.chunks = 0
-        self.chunks_done = 0
-        self.retries = 0
-        # Chunks made but not settled (waiting for a worker, or in flight); a
-        # chunk is here from the moment it exists (new_chunk) until record() or
-        # fail() takes it out, so an early end can fail every one of them.
-        self.unsettled: dict[int, _Chunk] = {}
-        self.aborted_by: Exception | None = None
-        self.input_error: Exception | None = None
-        self.scope: CancelScope | None = None
-        self.progress_lock = anyio.Lock()
-        # The chunk being filled by the producer.
-        self.wires: list[dict[str, Any]] = []
-        self.ids: list[str] = []
-        self.positions: list[int] = []
-
-    # -- the producer ------------------------------------------------------
-
-    async def produce(
-        self, items: Iterable[Any] | AsyncIterable[Any], send: MemoryObjectSendStream[_Chunk]
-    ) -> None:
-        with send:
-            try:
-                if isinstance(items, AsyncIterable):
-                    async for item in items:
-                        if self.add(item):
-                            await self.flush(send)
-                else:
-                    iterator = iter(items)
-                    while self.fill(iterator):
-                        await self.flush(send)
-            except Exception as exc:
-                # The input broke (a bad file, a parse error): send what was read,
-                # then stop; run_bulk raises BulkError from it.
-                self.input_error = exc
-            await self.flush(send)
-
-    def fill(self, iterator: Iterator[Any]) -> bool:
-        """Read a sync iterator until the chunk is full (True) or it ends (False).
-
-        The hot loop of a run. A plain dict whose values are all plain JSON
-        values (or a plain id string, for deletes) is taken as is, a shallow
-        copy: exactly what ``user_to_wire`` would make of it, without its
-        per-key work. Everything else goes through :meth:`add`.
-        """
-        wires, ids, positions = self.wires, self.ids, self.positions
-        limit = self.chunk_size
-        upsert = self.operation == "upsert"
-        all_plain = PLAIN_TYPES.issuperset
-        for item in iterator:
-            kind = type(item)
-            if upsert and kind is dict and all_plain(map(type, item.values())):
-                uid = item.get("id")
-                if type(uid) is str and uid:
-                    wires.append(item.copy())
-                else:
-                    self.add(item)  # rejected there, with the reason
-                    continue
-            elif not upsert and kind is str and item:
-                uid = item
-                wires.append({"id": item})
-            else:
-                if self.add(item):
-                    return True
-                continue
-            ids.append(uid)
-            positions.append(self.submitted)
-            self.submitted += 1
-            if len(wires) >= limit:
-                return True
-        return False
-
-    def add(self, item: Any) -> bool:
-        """Take one input item; True when the chunk is full."""
-        position = self.submitted
-        self.submitted += 1
-        try:
-            wire = self.to_wire(item)
-        except Exception as exc:  # anything the converter refuses is this item's fault
-            self.reject_local(position, _describe_id(item), ErrorCode.INVALID_FIELD, str(exc))
-            return False
-        uid = wire.get("id")
-        if not isinstance(uid, str) or not uid:
-            what = "no id" if uid is None else f"an id that is not a non-empty string: {uid!r}"
-            self.reject_local(
-                position, None, ErrorCode.INVALID_FIELD, f"the user has {what}", "/id"
-            )
-            return False
-        self.wires.append(wire)
-        self.ids.append(uid)
-        self.positions.append(position)
-        return len(self.wires) >= self.chunk_size
-
-    def reject_local(
-        self,
-        position: int,
-        user_id: str | None,
-        code: ErrorCode,
-        details: str,
-        pointer: str | None = None,
-    ) -> None:
-        self.rejected.append(_local_reject(position, user_id, code, details, pointer))
-
-    async def flush(self, send: MemoryObjectSendStream[_Chunk]) -> None:
-        for chunk in self.seal():
-            await send.send(chunk)
-
-    def seal(self) -> list[_Chunk]:
-        """Move the users of the chunk being filled into chunks or local rejects.
-
-        Encoding only computes; the move after it cannot raise or wait, so each
-        user is in exactly one place before, during and after it, and so also
-        while flush() hands the chunks over one by one (a cancellation or an
-        abort may land at any of those sends).
-        """
-        if not self.wires:
-            return []
-        pieces, rejects = self.encode_chunks(self.wires, self.ids, self.positions)
-        self.wires, self.ids, self.positions = [], [], []
-        self.rejected += rejects
-        return [self.new_chunk(*piece) for piece in pieces]
-
-    def new_chunk(self, body: bytes, ids: list[str], positions: list[int]) -> _Chunk:
-        """A chunk of the run, unsettled until record() or fail() settles it."""
-        chunk = _Chunk(self.chunks, body, ids, positions)
-        self.chunks += 1
-        self.unsettled[chunk.index] = chunk
-        return chunk
-
-    def settle(self, chunk: _Chunk) -> bool:
-        """Take ``chunk`` out of the unsettled ones; False if it was settled already."""
-        return self.unsettled.pop(chunk.index, None) is not None
-
-    def encode_chunks(
-        self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
-    ) -> tuple[list[_Piece], list[RejectedUser]]:
-        # The fast path: one encoder call for the whole chunk.
-        empty: list[Any] = []
-        envelope = {"updated": wires, "deleted": empty}
-        if self.key == "deleted":
-            envelope = {"updated": empty, "deleted": wires}
-        trusted = False
-        try:
-            body, trusted = encode_json_telling(envelope)
-        except (ValueError, TypeError, RecursionError):
-            pass  # some user cannot be encoded: find it below
-        else:
-            items_bytes = len(body) - len(self.head) - len(self.tail)
-            if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
-                # Small enough that no single user can be over the per-user limit.
-                return [(body, ids, positions)], []
-        # If orjson took the whole chunk (and it held no NaN), orjson takes
-        # each of its users as they are, without the checks of encode_json.
-        return self.encode_one_by_one(wires, ids, positions, trusted=trusted)
-
-    def encode_one_by_one(
-        self,
-        wires: list[dict[str, Any]],
-        ids: list[str],
-        positions: list[int],
-        *,
-        trusted: bool = False,
-    ) -> tuple[list[_Piece], list[RejectedUser]]:
-        """The slow path: encode each user, reject the bad ones, pack by size."""
-        encode = item_encoder(trusted)
-        overhead = len(self.head) + len(self.tail)
-        chunks: list[_Piece] = []
-        rejects: list[RejectedUser] = []
-
-        def reject(position: int, uid: str, code: ErrorCode, details: str) -> None:
-            rejects.append(_local_reject(position, uid, code, details))
-
-        parts: list[bytes] = []
-        part_ids: list[str] = []
-        part_positions: list[int] = []
-        size = overhead
-        for wire, uid, position in zip(wires, ids, positions, strict=True):
-            try:
-                part = encode(wire)
-            except (ValueError, TypeError, RecursionError) as exc:
-                reject(
-                    position, uid, ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"
-                )
-                continue
-            if len(part) > MAX_USER_BYTES:
-                reject(
-                    position,
-                    uid,
-                    ErrorCode.INVALID_FIELD,
-                    f"the user is {len(part)} bytes as JSON; the API takes at most "
-                    f"{MAX_USER_BYTES} (1 MiB) per user",
-                )
-                continue
-            if len(part) + overhead > self.max_chunk_bytes:
-                reject(
-                    position,
-                    uid,
-                    ErrorCode.MAX_BATCH_SIZE,
-                    f"the user is {len(part)} bytes as JSON, more than fits in "
-                    f"max_chunk_bytes={self.max_chunk_bytes}: raise max_chunk_bytes",
-                )
-                continue
-            added = len(part) + (1 if parts else 0)
-            if parts and size + added > self.max_chunk_bytes:
-                body = self.head + b",".join(parts) + self.tail
-                chunks.append((body, part_ids, part_positions))
-                parts, part_ids, part_positions, size = [], [], [], overhead
-                added = len(part)
-            parts.append(part)
-            part_ids.append(uid)
-            part_positions.append(position)
-            size += added
-        if parts:
-            body = self.head + b",".join(parts) + self.tail
-            chunks.append((body, part_ids, part_positions))
-        return chunks, rejects
-
-    # -- the workers -------------------------------------------------------
-
-    async def guard(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
-        """Run one task of the run; an exception it lets out stops the run.
-
-        Out of the task group it would be an ``ExceptionGroup`` without the
-        result; as ``aborted_by`` it becomes a :class:`BulkError` holding it.
-        """
-        try:
-            await task(*args)
-        except Exception as exc:
-            self.abort(exc)
-
-    async def work(self, receive: MemoryObjectReceiveStream[_Chunk]) -> None:
-        with receive:
-            async for chunk in receive:
-                await self.limiter.acquire()
-                try:
-                    tracking_id = await self.send(chunk)
-                finally:
-                    self.limiter.release()
-                if self.aborted_by is None:
-                    await self.report(chunk, tracking_id)
-
-    async def send(self, chunk: _Chunk) -> str | None:
-        """POST one chunk and record what came of it; its tracking id if accepted.
-
-        A failed request fails the chunk and the run goes on; a 401/403 also
-        stops the run. Any other exception (a bug, a transport raising what it
-        should not) goes up to :meth:`guard` and stops the run.
-        """
-        epoch = [self.limiter.epoch]
-
-        def on_retry(event: RetryEvent) -> None:
-            self.retries += 1
-            if event.status_code in _CONGESTION_STATUSES:
-                self.limiter.congestion(epoch)
-
-        try:
-            accepted = await self.client._send_batch(chunk.body, on_retry=on_retry)
-            _check_tracking_id(accepted, chunk.index)
-        except _ABORT_ERRORS as exc:
-            self.fail(chunk, exc)
-            self.abort(exc)
-            return None
-        except _CHUNK_ERRORS as exc:
-            if isinstance(exc, APIStatusError) and exc.status_code in _CONGESTION_STATUSES:
-                self.limiter.congestion(epoch)
-            self.fail(chunk, exc)
-            return None
-        self.limiter.success()
-        self.record(chunk, accepted)
-        return accepted.tracking_id
-
-    def record(self, chunk: _Chunk, accepted: BatchAccepted) -> None:
-        if not self.settle(chunk):
-            return
-        self.chunks_done += 1
-        self.tracking[chunk.index] = accepted.tracking_id
-        named: dict[int, list[ApiError]] = {}
-        for error in accepted.errors:
-            index = _item_index(error.pointer, self.key, len(chunk.ids))
-            if index is None:
-                self.unattributed.append(error)
-            else:
-                named.setdefault(index, []).append(error)
-        for index in sorted(named):
-            self.rejected.append(
-                RejectedUser(chunk.positions[index], chunk.ids[index], tuple(named[index]))
-            )
-        self.api_rejected[chunk.index] = len(named)
-        self.accepted += len(chunk.ids) - len(named)
-
-    def fail(self, chunk: _Chunk, exc: Exception, *, log: bool = True) -> None:
-        if not self.settle(chunk):
-            return
-        self.chunks_done += 1
-        self.failed_users += len(chunk.ids)
-        self.failed.append(FailedChunk(chunk.index, tuple(chunk.positions), tuple(chunk.ids), exc))
-        if log:
-            logger.warning(
-                "bulk %s: chunk %d (%d users) failed: %s",
-                self.operation, chunk.index, len(chunk.ids), exc,
-            )  # fmt: skip
-
-    def abort(self, exc: Exception) -> None:
-        """Stop the whole run now (401/403, a failing on_progress, a bug)."""
-        if self.aborted_by is None:
-            self.aborted_by = exc
-        if self.scope is not None:
-            self.scope.cancel()
-
-    async def report(self, chunk: _Chunk, tracking_id: str | None) -> None:
-        if self.on_progress is None:
-            return
-        progress = BulkProgress(
-            operation=self.operation,
-            submitted=self.submitted,
-            accepted=self.accepted,
-            rejected=len(self.rejected),
-            failed=self.failed_users,
-            chunks_done=self.chunks_done,
-            chunks_failed=len(self.failed),
-            retries=self.retries,
-            concurrency=self.limiter.current,
-            elapsed=time.perf_counter() - self.started,
-            chunk_index=chunk.index,
-            chunk_positions=tuple(chunk.positions),
-            chunk_tracking_id=tracking_id,
-        )
-        # One call at a time, so an async callback sees the counts in order. An
-        # exception from it goes up to guard(), which stops the run.
-        async with self.progress_lock:
-            outcome = self.on_progress(progress)
-            if inspect.isawaitable(outcome):
-                await outcome
-
-    # -- the end -----------------------------------------------------------
-
-    def fail_unfinished(self, exc: Exception) -> None:
-        """After an early end: fail every user read but not settled, with ``exc``.
-
-        The chunk being filled becomes a chunk too (never sent), so that its
-        users are named like the others. No line per chunk: up to
-        ``concurrency`` of them end alike, and the run's summary says so.
-        """
-        if self.wires:
-            self.new_chunk(b"", self.ids, self.positions)
-            self.wires, self.ids, self.positions = [], [], []
-        for chunk in sorted(self.unsettled.values(), key=lambda c: c.index):
-            self.fail(chunk, exc, log=False)
-
-    def cancelled(self) -> None:
-        """Log the result of a run cancelled from outside, as its record's ``bulk_result``."""
-        if self.aborted_by is None:
-            self.aborted_by = BulkCancelled(
-                f"the {self.operation} run was cancelled before these chunks were settled "
-                "(a chunk in flight may have been applied)"
-            )
-        self.fail_unfinished(self.aborted_by)
-        result = self.result()
-        logger.warning(
-            "bulk %s cancelled; so far: %s (chunks in flight may have been applied)",
-            self.operation, result.summary(), extra={"bulk_result": result},
-        )  # fmt: skip
-
-    async def wait_all(
-        self, concurrency: int, wait_timeout: float
-    ) -> tuple[TrackingTotals, int, list[TrackingFailure]]:
-        """Poll every tracking id to PROCESSED, at most ``concurrency`` at a time."""
-        todo = iter(sorted(self.tracking.items()))
-        totals = [0, 0, 0]
-        processing_errors = [0]
-        failures: list[TrackingFailure] = []
-
-        async def poll() -> None:
-            for index, tracking_id in todo:  # shared: each id is taken by one poller
-                try:
-                    status = await self.client.wait_for_tracking(tracking_id, timeout=wait_timeout)
-                except Exception as exc:
-                    # Every user is accounted for already: an id that cannot be
-                    # followed, for whatever reason, is reported, not raised.
-                    failures.append(TrackingFailure(tracking_id, exc))
-                    continue
-                totals[0] += status.total
-                totals[1] += status.success
-                totals[2] += status.error
-                processing_errors[0] += max(0, status.error - self.api_rejected.get(index, 0))
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(concurrency, len(self.tracking)))):
-                tg.start_soon(poll)
-        failures.sort(key=lambda f: f.tracking_id)
-        return TrackingTotals(*totals), processing_errors[0], failures
-
-    def result(
-        self,
-        tracking: TrackingTotals | None = None,
-        processing_errors: int | None = None,
-        tracking_failures: tuple[TrackingFailure, ...] = (),
-    ) -> BulkResult:
-        return BulkResult(
-            operation=self.operation,
-            submitted=self.submitted,
-            accepted=self.accepted,
-            rejected=tuple(sorted(self.rejected, key=lambda r: r.position)),
-            failed_chunks=tuple(sorted(self.failed, key=lambda c: c.index)),
-            tracking_ids=tuple(self.tracking[i] for i in sorted(self.tracking)),
-            unattributed_errors=tuple(self.unattributed),
-            chunks=self.chunks,
-            retries=self.retries,
-            elapsed=time.perf_counter() - self.started,
-            tracking=tracking,
-            processing_errors=processing_errors,
-            tracking_failures=tracking_failures,
-            aborted_by=self.aborted_by or self.input_error,
-        )
-
-
-def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:
-    """Refuse an acceptance whose tracking id is not a non-empty string.
-
-    Without an id the chunk's fate cannot be followed (and ``wait=True`` would
-    poll ``/users/track/``): the chunk failed, with a typed error.
-    """
-    tracking_id: object = accepted.tracking_id
-    if not isinstance(tracking_id, str) or not tracking_id:
-        raise UnexpectedResponseError(
-            f"the API accepted chunk {index} with the tracking id {tracking_id!r}, not a "
-            "non-empty string (is a proxy answering instead of the API? check base_url)",
-            status_code=400 if accepted.errors else 202,
-            body="",
-        )
-
-
-def _item_index(pointer: object, key: str, count: int) -> int | None:
-    """The chunk index named by ``/updated/17/email``, or None if it names no item.
-
-    Anything else (another key, ``-``, ``²``, a leading zero, an index past the
-    chunk, not a string at all) names no item: RFC 6901 indexes only.
-    """
-    if not isinstance(pointer, str):
-        return None
-    parts = pointer.split("/", 3)
-    if len(parts) < 3 or parts[0] != "" or parts[1] != key:
-        return None
-    if _POINTER_INDEX.fullmatch(parts[2]) is None:
-        return None
-    index = int(parts[2])
-    return index if index < count else None
-
-
-def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-
-
-async def run_bulk(
-    client: AsyncClient,
-    items: Iterable[Any] | AsyncIterable[Any],
+async def wait_for_all(
+    client: TrackingWaiter,
+    tracking_ids: Sequence[str],
     *,
-    operation: Operation,
-    chunk_size: int,
-    concurrency: int,
-    max_chunk_bytes: int,
-    wait: bool,
-    wait_timeout: float,
-    on_progress: Callable[[BulkProgress], object] | None,
-    raise_on_failure: bool,
-) -> BulkResult:
-    """Run one bulk operation; see :meth:`AsyncClient.upsert_many` for the contract."""
-    _check_int("chunk_size", chunk_size, 1, MAX_BATCH_ITEMS)
-    _check_int("concurrency", concurrency, 1)
-    _check_int("max_chunk_bytes", max_chunk_bytes, MIN_CHUNK_BYTES)
-    if isinstance(items, (str, bytes, Mapping, User)):
-        # A common slip (one user, or one id, instead of a list of them).
-        raise TypeError(
-            f"{operation}_many() takes an iterable of users, got one {type(items).__name__}: "
-            "wrap it in a list"
-        )
-    if not isinstance(items, (Iterable, AsyncIterable)):
-        raise TypeError(f"users must be an iterable or async iterable, got {type(items).__name__}")
-    pool = _pool_limit(client._http)
-    if pool is not None and concurrency > pool:
-        # More requests in flight than connections only queue in the pool and
-        # die there with PoolTimeout.
-        logger.warning(
-            "bulk concurrency %d is above the HTTP pool's max_connections %d: using %d",
-            concurrency, pool, pool,
-        )  # fmt: skip
-        concurrency = pool
+    concurrency: int = 8,
+    timeout: float = 300.0,  # noqa: ASYNC109 - a give-up time per id, as wait_for_tracking's
+    on_done: Callable[[int, TrackingStatus | Exception], object] | None = None,
+) -> list[TrackingStatus | Exception]:
+    """Poll every tracking id to ``PROCESSED``, at most ``concurrency`` at a time.
 
-    run = _Run(
-        client,
-        operation,
-        chunk_size=chunk_size,
-        concurrency=concurrency,
-        max_chunk_bytes=max_chunk_bytes,
-        on_progress=on_progress,
-    )
-    send, receive = anyio.create_memory_object_stream[_Chunk](0)
-    polled: tuple[TrackingTotals, int, list[TrackingFailure]] | None = None
-    try:
-        async with anyio.create_task_group() as tg:
-            run.scope = tg.cancel_scope
-            with receive:
-                for _ in range(concurrency):
-                    tg.start_soon(run.guard, run.work, receive.clone())
-            tg.start_soon(run.guard, run.produce, items, send)
-        if wait and run.tracking and run.aborted_by is None and run.input_error is None:
-            polled = await run.wait_all(concurrency, wait_timeout)
-    except BaseException:
-        # Cancelled from outside (a timeout, Ctrl-C): every task has ended. The
-        # cancellation goes on unchanged (the scope that cancelled must catch
-        # it), so the result, every unsettled user failed, goes to the log.
-        run.cancelled()
-        raise
+    The bulk engine's one poller (``wait=True``), also for ids of earlier runs.
+    Returns, in the order of ``tracking_ids``, each id's final
+    :class:`TrackingStatus` or the exception that stopped following it (a
+    :class:`~activatepro_async.NotFoundError` once it is 24 hours old, a
+    :class:`~activatepro_async.TrackingTimeoutError` after ``timeout``
+    seconds, ...): an id that cannot be followed is reported, never raised.
+    ``on_done(i, status_or_exception)`` is called as each id is done.
+    """
+    results: list[TrackingStatus | Exception | None] = [None] * len(tracking_ids)
+    todo = iter(enumerate(tracking_ids))
 
-    if run.aborted_by is not None:
-        run.fail_unfinished(run.aborted_by)
-        result = run.result()
-        raise BulkError(
-            f"{operation} run stopped early: {run.aborted_by}; {result.summary()}", result=result
-        ) from run.aborted_by
-    if run.input_error is not None:
-        result = run.result()
-        raise BulkError(
-            f"reading the input failed after {run.submitted} items: "
-            f"{type(run.input_error).__name__}: {run.input_error}; {result.summary()}",
-            result=result,
-        ) from run.input_error
+    async def poll() -> None:
+        for i, tracking_id in todo:  # shared: each id is taken by one poller
+            result: TrackingStatus | Exception
+            try:
+                result = await client.wait_for_tracking(tracking_id, timeout=timeout)
+            except Exception as exc:
+                result = exc
+            results[i] = result
+            if on_done is not None:
+                on_done(i, result)
 
-    if polled is not None:
-        totals, processing_errors, failures = polled
-        result = run.result(totals, processing_errors, tuple(failures))
-    elif wait:
-        result = run.result(TrackingTotals(), 0)
-    else:
-        result = run.result()
-    if raise_on_failure:
-        result.raise_for_failures()
-    return result
+    async with anyio.create_task_group() as tg:
+        for _ in range(max(1, min(concurrency, len(tracking_ids)))):
+            tg.start_soon(poll)
+    return [r for r in results if r is not None]

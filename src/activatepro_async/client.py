@@ -23,6 +23,7 @@ import attrs
 import cattrs
 import httpx
 
+from ._engine import run_bulk
 from ._retry import (
     RETRY_AFTER_STATUSES,
     RETRYABLE_STATUSES,
@@ -34,6 +35,7 @@ from ._retry import (
 from ._transport import AutoTransport
 from ._version import __version__
 from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS, encode_json
+from .bulk import BulkProgress, BulkResult, ChunkOutcome
 from .errors import (
     APIConnectionError,
     ApiError,
@@ -64,8 +66,6 @@ from .models import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
-
-    from .bulk import BulkProgress, BulkResult
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient"]
 
@@ -179,6 +179,40 @@ def path_segment(value: str, what: str) -> str:
     if value in (".", ".."):
         return value.replace(".", "%2E")
     return quote(value, safe="")
+
+
+def _pool_limit(http: httpx.AsyncClient) -> int | None:
+    """``max_connections`` of an httpx client on its default transport, if visible."""
+    transport = getattr(http, "_transport", None)
+    if isinstance(transport, AutoTransport):  # the SDK's own client
+        return transport.max_connections
+    pool = getattr(transport, "_pool", None)
+    limit = getattr(pool, "_max_connections", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+@attrs.frozen
+class _BulkSender:
+    """The client as the bulk engine's :class:`~.bulk.BatchSender`: the whole seam."""
+
+    client: AsyncClient
+
+    @property
+    def max_connections(self) -> int | None:
+        return _pool_limit(self.client._http)
+
+    async def send_batch(
+        self, body: bytes, *, on_retry: Callable[[RetryEvent], object]
+    ) -> BatchAccepted:
+        return await self.client._send_batch(body, on_retry=on_retry)
+
+    async def wait_for_tracking(
+        self,
+        tracking_id: str,
+        *,
+        timeout: float = 300.0,  # noqa: ASYNC109 - the give-up time of wait_for_tracking
+    ) -> TrackingStatus:
+        return await self.client.wait_for_tracking(tracking_id, timeout=timeout)
 
 
 #: What :func:`_parse_error_body` gives for a body without a ``trackingId`` key.
@@ -599,9 +633,10 @@ class AsyncClient:
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
+        on_chunk: Callable[[ChunkOutcome], object] | None = None,
         raise_on_failure: bool = True,
     ) -> BulkResult:
-        """Create or update any number of users, in concurrent batches; nothing is lost.
+        r"""Create or update any number of users, in concurrent batches; nothing is lost.
 
         ``users`` is any iterable or async iterable of :class:`User`s or wire
         mappings, e.g. a generator over a 10-million-row file: it is read lazily
@@ -635,6 +670,35 @@ class AsyncClient:
         ``on_progress`` (a plain or async callable) gets a :class:`BulkProgress`
         after each chunk; calls never overlap.
 
+        ``on_chunk`` (a plain or async callable) gets a :class:`ChunkOutcome`
+        as users are settled: one per chunk (its index, its users' positions
+        and ids, how many the API accepted, the :class:`RejectedUser`\ s it
+        named, its tracking id, or the exception it failed with), and one per
+        group of users refused locally (``index`` ``None``), before the chunks
+        sent after them. So a service can stream rejects to its own sink, or
+        journal accepted chunks, as they happen. The guarantee:
+
+        - *Exactly once.* Each user read is in exactly one outcome handed to
+          ``on_chunk``: the outcomes' ``positions`` partition ``range(submitted)``
+          and add up to the :class:`BulkResult` (``accepted``, ``rejected``,
+          ``failed_chunks``). This holds for a run that ends (returns, or
+          raises :class:`BulkError` for failures) and for one that stops early
+          (a 401/403, an exception from ``users``): the chunks then unfinished
+          fail with the exception that stopped the run, and ``on_chunk`` gets
+          them before :class:`BulkError` is raised, so what the hook saw and
+          ``BulkError.result`` agree. All outcomes come before ``wait=True``
+          polls.
+        - *Not on a broken hook or a cancellation.* If ``on_chunk`` or
+          ``on_progress`` raises, neither is called again and the run stops
+          (:class:`BulkError`, its ``.result`` accounts for every user); if the
+          call is cancelled from outside, no more calls are made (the log
+          record's ``bulk_result`` accounts for every user). An async hook that
+          is awaiting when the run stops may be cancelled in that await; it
+          was called with that outcome all the same.
+
+        Calls of ``on_chunk`` and ``on_progress`` never overlap; a chunk's
+        outcome comes before its :class:`BulkProgress`.
+
         Raises :class:`BulkError` (``.result`` holds the :class:`BulkResult`)
         when anything was rejected or failed (with ``wait=True``, also when the
         server could not apply some users or a tracking id could not be
@@ -650,10 +714,8 @@ class AsyncClient:
         if the same id appears twice in different chunks, which write wins is
         not defined (within one chunk, input order holds).
         """
-        from .bulk import run_bulk
-
         return await run_bulk(
-            self,
+            _BulkSender(self),
             users,
             operation="upsert",
             chunk_size=chunk_size,
@@ -662,6 +724,7 @@ class AsyncClient:
             wait=wait,
             wait_timeout=wait_timeout,
             on_progress=on_progress,
+            on_chunk=on_chunk,
             raise_on_failure=raise_on_failure,
         )
 
@@ -675,6 +738,7 @@ class AsyncClient:
         wait: bool = False,
         wait_timeout: float = 300.0,
         on_progress: Callable[[BulkProgress], object] | None = None,
+        on_chunk: Callable[[ChunkOutcome], object] | None = None,
         raise_on_failure: bool = True,
     ) -> BulkResult:
         """Delete any number of users, in concurrent batches (as :meth:`upsert_many`).
@@ -684,10 +748,8 @@ class AsyncClient:
 
         >>> result = await client.delete_many(line.strip() for line in open("ids.txt"))
         """
-        from .bulk import run_bulk
-
         return await run_bulk(
-            self,
+            _BulkSender(self),
             user_ids,
             operation="delete",
             chunk_size=chunk_size,
@@ -696,6 +758,7 @@ class AsyncClient:
             wait=wait,
             wait_timeout=wait_timeout,
             on_progress=on_progress,
+            on_chunk=on_chunk,
             raise_on_failure=raise_on_failure,
         )
 

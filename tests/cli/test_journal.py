@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from activatepro_async import RetryPolicy
 from activatepro_async._cli.journal import Journal, JournalError, file_identity
 from activatepro_async.emulator import Emulator
 
-from .conftest import Invoke, read_jsonl, summary
+from .conftest import API_KEY, Invoke, read_jsonl, summary
 from .journals import FailAfter, FailBatches, make_csv
 
 OPTIONS = ("--chunk-size", "10", "--concurrency", "1", "--json", "--wait")
@@ -127,7 +128,7 @@ def test_failed_chunks_are_reported_and_sent_again_by_a_rerun(
     assert "Traceback" not in human.output
 
 
-def test_a_run_stops_when_a_whole_window_fails(
+def test_a_run_stops_sending_once_chunks_fail_in_a_row(
     invoke: Invoke, emulator: Emulator, tmp_path: Path
 ) -> None:
     path, _, _ = make_csv(tmp_path / "u.csv", rows=200)
@@ -138,6 +139,44 @@ def test_a_run_stops_when_a_whole_window_fails(
     )  # fmt: skip
     assert result.exit_code == 1
     data = summary(result)
-    assert data["rows"] == 40  # one window of 10 * 1 * 4 rows, then it stopped
-    assert data["failed"] + data["rejected"] == 40
-    assert data["stopped_by"].startswith("every chunk of a window failed (ServerError: 503")
+    # 4 * concurrency chunks failed in a row, none accepted: the API is down. The
+    # chunks read by then (at most concurrency + 1 more) go too, then nothing.
+    assert 40 <= data["rows"] <= 60
+    assert data["failed"] + data["rejected"] == data["rows"]
+    assert re.match(r"\d+ chunks in a row failed \(ServerError: 503", data["stopped_by"])
+
+
+def test_a_run_goes_on_while_some_chunks_get_through(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, _, _ = make_csv(tmp_path / "u.csv", rows=200)
+    result = invoke(
+        "import", path, "--chunk-size", "10", "--concurrency", "1", "--json",
+        transport=FailBatches(emulator.transport(), {n for n in range(1, 100) if n % 4}),
+        retry=RetryPolicy(max_retries=0),
+    )  # fmt: skip
+    data = summary(result)
+    assert data["rows"] == 200  # three failed chunks, then one accepted: never four in a row
+    assert data["stopped_by"] is None
+    assert data["failed"] == 150
+
+
+def test_an_earlier_runs_tracking_id_gone_404_counts_as_expired_not_failed(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    path, valid, bad = make_csv(tmp_path / "u.csv")
+    journal = str(tmp_path / "u.journal")
+    first = invoke(
+        "import", path, "--journal", journal, *OPTIONS,
+        transport=FailAfter(emulator.transport(), batches=3),
+    )  # fmt: skip
+    assert first.exit_code == 2
+    # The resumed run talks to a server that has forgotten the first run's ids
+    # (as the API does after 24 hours): those 3 are expired, not failures.
+    later = Emulator((API_KEY,))
+    second = invoke("import", path, "--journal", journal, *OPTIONS, transport=later.transport())
+    data = summary(second)
+    assert data["tracking_expired"] == 3
+    assert data["tracking_not_followed"] == 0
+    assert data["tracking"]["total"] == data["sent"] == 200 - 30  # this run's, all followed
+    assert (data["accepted"], data["rejected"]) == (len(valid), len(bad))

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from .._wire import date_to_wire, micros_to_wire
 from .readers import SourceRow
 
 __all__ = ["INVALID_KINDS", "DemoSource", "generate_users"]
@@ -94,12 +95,10 @@ def generate_users(
     rng = random.Random(seed)  # noqa: S311 - fake data, not secrets
     # Dates as strings, made once: formatting one per user costs more than the rest.
     birthdays = [
-        dt.date.fromordinal(day).isoformat() for day in range(_BIRTH_FIRST, _BIRTH_LAST + 1)
+        date_to_wire(dt.date.fromordinal(day)) for day in range(_BIRTH_FIRST, _BIRTH_LAST + 1)
     ]
     created = [
-        dt.datetime.fromtimestamp(
-            rng.randrange(_CREATED_FIRST, _CREATED_LAST), dt.timezone.utc
-        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        micros_to_wire(rng.randrange(_CREATED_FIRST, _CREATED_LAST) * 1_000_000)
         for _ in range(4096)
     ]
     bus = tuple(BUSINESS_UNITS)

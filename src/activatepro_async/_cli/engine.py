@@ -3,29 +3,31 @@
 The path of a run: rows come from a reader (:mod:`.readers`) in batches read
 in a worker thread (so a slow pipe never stalls the requests in flight); each
 row becomes a user through the :class:`~.mapping.ColumnPlan`, or a reject;
-the users go to :meth:`AsyncClient.upsert_many` (or ``delete_many``) one
-*window* at a time; when a window's bulk run has finished, its accepted chunks
-and its rejects are written to the journal and the rejects file. With
-``wait``, every tracking id is then polled to ``PROCESSED``.
+the users go to one :meth:`AsyncClient.upsert_many` (or ``delete_many``) run
+over the whole input. Its ``on_chunk`` hook says what became of each chunk
+(and of users it refused itself) as it happens: the run writes the rejects
+file and the journal from that alone, and the live counts too. With
+``wait``, every tracking id (this run's and the journal's) is then polled to
+``PROCESSED`` by the bulk engine's poller.
 
-Why windows: the bulk engine reports a chunk's tracking id as the chunk
-finishes, but its rejected users only in the result of the whole run. A
-chunk can be journaled only together with its rejects (else a crash would
-lose them), so the run is cut into windows of ``concurrency * 4`` chunks:
-within one, the engine's concurrency (adaptive on 429/503) works as usual;
-a crash resends at most the window in flight.
+Crash safety: a chunk is journaled only together with its rejects, rejects
+file first, then the journal line, so a kill at any moment loses no reject.
+Settled chunks are journaled in groups of about ``concurrency * 4`` chunks'
+rows (one fsync each, not one per chunk): a kill resends at most the chunks
+in flight and the ones settled since the last journal line.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
 import attrs
 
+from .._threads import ThreadedReader
+from ..bulk import wait_for_all
 from ..errors import (
     ActivateProError,
     ApiError,
@@ -39,8 +41,9 @@ from .mapping import ColumnPlan, api_checks, read_problem
 from .rejects import RejectsWriter, reject_record
 
 if TYPE_CHECKING:
-    from ..bulk import BulkProgress, BulkResult
+    from ..bulk import BulkProgress, BulkResult, ChunkOutcome
     from ..client import AsyncClient
+    from ..models import TrackingStatus
     from .journal import Journal
     from .readers import SourceRow
 
@@ -83,15 +86,20 @@ class RunOptions:
     wait: bool = False
     wait_timeout: float = 300.0
     dry_run: bool = False
-    #: Rows per window; ``None``: ``chunk_size * concurrency * 4``.
-    window_rows: int | None = None
 
     @property
-    def window(self) -> int:
-        """The rows of one window."""
-        if self.window_rows is not None:
-            return self.window_rows
+    def journal_rows(self) -> int:
+        """Settled rows per journal line (about four rounds of requests: one fsync)."""
         return self.chunk_size * max(self.concurrency, 1) * 4
+
+    @property
+    def failed_chunks_to_stop(self) -> int:
+        """Chunks failing in a row, none accepted between, that stop the sending.
+
+        After all retries: the API is down or unreachable, and going on would
+        only fail the same way (as many chunks as four rounds of requests).
+        """
+        return max(self.concurrency, 1) * 4
 
 
 @attrs.define
@@ -132,11 +140,6 @@ class Summary:
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
     stopped_by: str | None = None
-    # The counts of the window in flight (from the bulk engine's progress).
-    live_accepted: int = 0
-    live_rejected: int = 0
-    live_failed: int = 0
-    live_sent: int = 0
 
     @property
     def processing_errors(self) -> int:
@@ -162,15 +165,7 @@ class Summary:
     @property
     def done(self) -> int:
         """Rows settled so far: accepted, rejected, failed (or valid on a dry run)."""
-        return (
-            self.accepted
-            + self.rejected
-            + self.failed
-            + self.valid
-            + self.live_accepted
-            + self.live_rejected
-            + self.live_failed
-        )
+        return self.accepted + self.rejected + self.failed + self.valid
 
     @property
     def rate(self) -> float:
@@ -223,16 +218,6 @@ class _NoProgress:
         pass
 
 
-@attrs.define
-class _Window:
-    """The rows of one window that went to the bulk engine, by input position."""
-
-    rows: list[SourceRow] = attrs.field(factory=list)
-    rejects: list[dict[str, Any]] = attrs.field(factory=list)
-    chunks: list[BulkProgress] = attrs.field(factory=list)
-    read: int = 0
-
-
 class _Run:
     def __init__(
         self,
@@ -259,41 +244,29 @@ class _Run:
         self.summary.lowest_concurrency = options.concurrency
         # (tracking id, users the API rejected, from an earlier run of the journal)
         self.tracking: list[tuple[str, int, bool]] = []
-        self.exhausted = False
         self.input_error: BaseException | None = None
+        # The rows handed to the bulk engine and not settled yet, by its input position.
+        self.sent: dict[int, SourceRow] = {}
+        # Settled, not yet written: the rejects and the accepted chunks of the next journal line.
+        self.unwritten_rejects: list[dict[str, Any]] = []
+        self.unwritten_chunks: list[dict[str, Any]] = []
+        self.unwritten_rows = 0
+        self.failed_in_a_row = 0
+        #: Set when too many chunks failed in a row: the API is down, stop sending.
+        self.api_down: Exception | None = None
 
     # -- reading ----------------------------------------------------------------------
 
-    async def rows(self) -> AsyncGenerator[SourceRow, None]:
-        iterator = iter(self.source)
-
-        def take() -> list[SourceRow]:
-            batch = []
-            for row in iterator:
-                batch.append(row)
-                if len(batch) >= _READ_BATCH:
-                    break
-            return batch
-
-        while True:
-            # Abandoned on cancel (Ctrl-C), so a read blocked on an idle pipe cannot hang the exit.
-            batch = await anyio.to_thread.run_sync(take, abandon_on_cancel=True)
-            if not batch:
-                return
-            for row in batch:
-                yield row
-
-    def settle_locally(self, window: _Window, row: SourceRow) -> Any | None:
+    def settle_locally(self, row: SourceRow) -> Any | None:
         """The item to send for a row, or None when the row is settled here."""
         summary = self.summary
         summary.rows += 1
-        window.read += 1
         journal = self.journal
         if journal is not None and journal.is_done(row.line):
             summary.skipped += 1
             return None
         if row.data is None:
-            self.reject(window, row, None, "read", [read_problem(row.problem or "unreadable")])
+            self.reject(row, None, "read", [read_problem(row.problem or "unreadable")])
             return None
         item: Any
         if self.plan.operation == "upsert":
@@ -306,7 +279,7 @@ class _Run:
             user_id = item
         if problems:
             stage = "dry-run" if self.options.dry_run else "local"
-            self.reject(window, row, user_id if isinstance(user_id, str) else None, stage, problems)
+            self.reject(row, user_id if isinstance(user_id, str) else None, stage, problems)
             return None
         if self.options.dry_run:
             summary.valid += 1
@@ -315,7 +288,6 @@ class _Run:
 
     def reject(
         self,
-        window: _Window,
         row: SourceRow,
         user_id: str | None,
         stage: str,
@@ -324,147 +296,101 @@ class _Run:
         self.summary.rejected += 1
         for error in errors:
             self.summary.reasons[reason(error)] += 1
-        window.rejects.append(
+        self.unwritten_rejects.append(
             reject_record(row.line, user_id, stage, self.source.raw_row(row), errors)
         )
+        self.unwritten_rows += 1
 
-    # -- one window ---------------------------------------------------------------------
-
-    async def window_items(
-        self, rows: AsyncIterator[SourceRow], window: _Window
-    ) -> AsyncIterator[Any]:
-        limit = self.options.window
-        while window.read < limit:
+    async def items(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[Any]:
+        """The items to send, one per row not settled locally; stops when sending must."""
+        read = 0
+        while True:
             try:
                 row = await rows.__anext__()
             except StopAsyncIteration:
-                self.exhausted = True
                 return
             except Exception as exc:  # the input broke: send what was read, then stop
                 self.input_error = exc
-                self.exhausted = True
                 return
-            item = self.settle_locally(window, row)
-            if window.read % 256 == 0:
+            if self.api_down is not None:
+                # There is more to send, and it would only fail alike. The row
+                # is not counted: it was not settled, a rerun reads it again.
+                cause = self.api_down
+                self.summary.stopped_by = (
+                    f"{self.failed_in_a_row} chunks in a row failed ({type(cause).__name__}: "
+                    f"{cause}); stopped sending: fix the cause and rerun (with --journal to "
+                    "skip what was accepted)"
+                )
+                return
+            item = self.settle_locally(row)
+            read += 1
+            if read % 256 == 0:
                 self.progress.update(self.summary, self.source)
             if item is not None:
-                window.rows.append(row)
+                self.sent[self.summary.sent] = row
+                self.summary.sent += 1
                 yield item
+            elif self.unwritten_rows >= self.options.journal_rows:
+                self.write()
 
-    async def send_window(self, rows: AsyncIterator[SourceRow]) -> None:
-        window = _Window()
+    # -- what became of the rows sent ----------------------------------------------------
+
+    def on_chunk(self, outcome: ChunkOutcome) -> None:
+        """Account for settled rows: counts, rejects, the journal (the bulk engine's hook)."""
         summary = self.summary
-        if self.options.dry_run or self.client is None:
-            async for _ in self.window_items(rows, window):
-                pass  # a dry run settles every row in settle_locally()
-            self.finish_window(window, None)
-            return
-
-        def on_progress(progress: BulkProgress) -> None:
-            if progress.chunk_tracking_id is not None:
-                window.chunks.append(progress)
-            summary.live_accepted = progress.accepted
-            summary.live_rejected = progress.rejected
-            summary.live_failed = progress.failed
-            summary.concurrency = progress.concurrency
-            summary.lowest_concurrency = min(summary.lowest_concurrency, progress.concurrency)
-            summary.live_sent = progress.submitted
-            self.progress.update(summary, self.source)
-
-        client = self.client
-        bulk = client.upsert_many if self.plan.operation == "upsert" else client.delete_many
-        result: BulkResult | None = None
-        stop: BaseException | None = None
-        try:
-            result = await bulk(
-                self.window_items(rows, window),
-                chunk_size=self.options.chunk_size,
-                concurrency=self.options.concurrency,
-                on_progress=on_progress,
-                raise_on_failure=False,
+        rows = [self.sent.pop(p) for p in outcome.positions]
+        by_position = dict(zip(outcome.positions, rows, strict=True))
+        for user in outcome.rejected:
+            stage = "local" if user.local else "api"
+            self.reject(by_position[user.position], user.user_id, stage, user.errors)
+        if outcome.exception is not None:
+            exc = outcome.exception
+            summary.failed += len(rows)
+            summary.failed_chunks.append(
+                {
+                    "lines": [rows[0].line, rows[-1].line] if rows else None,
+                    "users": len(rows),
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
             )
-        except BulkError as exc:
-            result = exc.result
-            stop = exc.__cause__ or exc
-        summary.live_accepted = summary.live_rejected = summary.live_failed = 0
-        summary.live_sent = 0
-        self.finish_window(window, result)
-        if stop is not None:
-            if isinstance(stop, (AuthenticationError, PermissionDeniedError)):
-                raise StopRun(
-                    f"the API refused the key ({getattr(stop, 'status_code', '?')}): check "
-                    "--api-key / ACTIVATEPRO_API_KEY and --base-url"
-                ) from stop
-            summary.stopped_by = f"{type(stop).__name__}: {stop}"
-            self.exhausted = True
-
-    def finish_window(self, window: _Window, result: BulkResult | None) -> None:
-        """Account for a finished window; journal its accepted chunks and its rejects."""
-        summary = self.summary
-        chunks: list[dict[str, Any]] = []
-        if result is not None:
-            summary.sent += result.submitted
-            summary.accepted += result.accepted
-            summary.retries += result.retries
-            summary.chunks += result.chunks
-            api_rejected: Counter[int] = Counter()
-            positions = {p: c for c in window.chunks for p in c.chunk_positions}
-            for rejected in result.rejected:
-                row = window.rows[rejected.position]
-                self.reject(
-                    window,
-                    row,
-                    rejected.user_id,
-                    "local" if rejected.local else "api",
-                    rejected.errors,
-                )
-                owner = positions.get(rejected.position)
-                if owner is not None:
-                    api_rejected[owner.chunk_index] += 1
-            for error in result.unattributed_errors:
-                summary.reasons[reason(error)] += 1
-            for failed in result.failed_chunks:
-                summary.failed += len(failed.positions)
-                lines = [window.rows[p].line for p in failed.positions]
-                summary.failed_chunks.append(
-                    {
-                        "lines": [lines[0], lines[-1]] if lines else None,
-                        "users": len(lines),
-                        "error": f"{type(failed.exception).__name__}: {failed.exception}",
-                    }
-                )
-            if result.failed_chunks and not window.chunks and not self.exhausted:
-                # Not one chunk of the window got through, after all retries: the
-                # API is down or unreachable. Going on would only fail the same
-                # way, window after window.
-                exc = result.failed_chunks[0].exception
-                summary.stopped_by = (
-                    f"every chunk of a window failed ({type(exc).__name__}: {exc}); "
-                    "stopped sending: fix the cause and rerun (with --journal to skip "
-                    "what was accepted)"
-                )
-                self.exhausted = True
-            for progress in sorted(window.chunks, key=lambda p: p.chunk_index):
-                first = window.rows[progress.chunk_positions[0]].line
-                last = window.rows[progress.chunk_positions[-1]].line
-                chunks.append(
-                    {
-                        "lines": [first, last],
-                        "users": len(progress.chunk_positions),
-                        "rejected": api_rejected[progress.chunk_index],
-                        "tracking_id": progress.chunk_tracking_id,
-                    }
-                )
-                assert progress.chunk_tracking_id is not None
-                self.tracking.append(
-                    (progress.chunk_tracking_id, api_rejected[progress.chunk_index], False)
-                )
-        # Rejects first into their file, then the journal: a crash between the
-        # two repeats a reject line at worst, and never loses one.
-        self.rejects.write(window.rejects)
-        if self.journal is not None and not self.options.dry_run:
-            self.journal.record(chunks, window.rejects)
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= self.options.failed_chunks_to_stop:
+                self.api_down = exc
+        elif outcome.tracking_id is not None:
+            self.failed_in_a_row = 0
+            self.api_down = None
+            summary.accepted += outcome.accepted
+            api_rejected = len(outcome.rejected)
+            self.unwritten_chunks.append(
+                {
+                    "lines": [rows[0].line, rows[-1].line],
+                    "users": len(rows),
+                    "rejected": api_rejected,
+                    "tracking_id": outcome.tracking_id,
+                }
+            )
+            self.unwritten_rows += len(rows) - api_rejected  # the rejected ones counted in reject()
+            self.tracking.append((outcome.tracking_id, api_rejected, False))
+        if self.unwritten_rows >= self.options.journal_rows:
+            self.write()
         self.progress.update(summary, self.source)
+
+    def on_progress(self, progress: BulkProgress) -> None:
+        summary = self.summary
+        summary.concurrency = progress.concurrency
+        summary.lowest_concurrency = min(summary.lowest_concurrency, progress.concurrency)
+
+    def write(self) -> None:
+        """Write what was settled: rejects first, then the journal line that names them.
+
+        A crash between the two repeats a reject line at worst (the rerun
+        rejects the row again), and never loses one.
+        """
+        chunks, rejects = self.unwritten_chunks, self.unwritten_rejects
+        self.unwritten_chunks, self.unwritten_rejects, self.unwritten_rows = [], [], 0
+        self.rejects.write(rejects)
+        if self.journal is not None and not self.options.dry_run:
+            self.journal.record(chunks, rejects)
 
     # -- the whole run ----------------------------------------------------------------------
 
@@ -483,14 +409,55 @@ class _Run:
         self.rejects.write(records)
         self.tracking.extend((c.tracking_id, c.rejected, True) for c in journal.chunks)
 
+    async def send(self, rows: AsyncIterator[SourceRow]) -> None:
+        """One bulk run over every row; what it settles is written as it goes."""
+        client = self.client
+        if self.options.dry_run or client is None:
+            async for _ in self.items(rows):
+                pass  # a dry run settles every row in settle_locally()
+            return
+        bulk = client.upsert_many if self.plan.operation == "upsert" else client.delete_many
+        result: BulkResult
+        stop: BaseException | None = None
+        try:
+            result = await bulk(
+                self.items(rows),
+                chunk_size=self.options.chunk_size,
+                concurrency=self.options.concurrency,
+                on_progress=self.on_progress,
+                on_chunk=self.on_chunk,
+                raise_on_failure=False,
+            )
+        except BulkError as exc:
+            result = exc.result
+            stop = exc.__cause__ or exc
+        summary = self.summary
+        summary.retries += result.retries
+        summary.chunks += result.chunks
+        for error in result.unattributed_errors:
+            summary.reasons[reason(error)] += 1
+        summary.failed_chunks.sort(key=lambda c: c["lines"] or [0])
+        if stop is not None:
+            if not isinstance(stop, ActivateProError):
+                raise stop  # the journal or rejects file could not be written (disk full), a bug
+            if isinstance(stop, (AuthenticationError, PermissionDeniedError)):
+                raise StopRun(
+                    f"the API refused the key ({getattr(stop, 'status_code', '?')}): check "
+                    "--api-key / ACTIVATEPRO_API_KEY and --base-url"
+                ) from stop
+            if summary.stopped_by is None:
+                summary.stopped_by = f"{type(stop).__name__}: {stop}"
+
     async def run(self) -> Summary:
         summary = self.summary
         self.resume()
-        rows = self.rows()
+        # Abandoned on cancel (Ctrl-C), so a read blocked on an idle pipe cannot hang the exit.
+        rows = aiter(ThreadedReader(self.source, batch=_READ_BATCH, abandon_on_cancel=True))
         try:
-            while not self.exhausted:
-                await self.send_window(rows)
+            await self.send(rows)
         finally:
+            # Also on Ctrl-C or a 401: what was settled is written (no await here).
+            self.write()
             await rows.aclose()
         if self.input_error is not None:
             raise self.input_error
@@ -508,37 +475,34 @@ class _Run:
         return summary
 
     async def wait_all(self, client: AsyncClient) -> None:
+        """Poll every tracking id with the bulk engine's poller; add up the server's counts."""
         summary = self.summary
         totals = {"total": 0, "success": 0, "error": 0, "processing_errors": 0}
-        todo = iter(self.tracking)
         summary.tracking_total = len(self.tracking)
 
-        async def poll() -> None:
-            for tracking_id, rejected, earlier in todo:
-                try:
-                    status = await client.wait_for_tracking(
-                        tracking_id, timeout=self.options.wait_timeout
-                    )
-                except NotFoundError:
-                    # Older than 24 hours: an earlier run's write, long processed.
-                    if earlier:
-                        summary.tracking_expired += 1
-                    else:
-                        summary.tracking_failures.append(tracking_id)
-                except (ActivateProError, OSError):
-                    summary.tracking_failures.append(tracking_id)
-                else:
-                    totals["total"] += status.total
-                    totals["success"] += status.success
-                    totals["error"] += status.error
-                    totals["processing_errors"] += max(0, status.error - rejected)
-                summary.tracked += 1
-                summary.tracking = dict(totals)
-                self.progress.update(summary, self.source)
+        def done(i: int, status: TrackingStatus | Exception) -> None:
+            tracking_id, rejected, earlier = self.tracking[i]
+            if isinstance(status, NotFoundError) and earlier:
+                # Older than 24 hours: an earlier run's write, long processed.
+                summary.tracking_expired += 1
+            elif isinstance(status, Exception):
+                summary.tracking_failures.append(tracking_id)
+            else:
+                totals["total"] += status.total
+                totals["success"] += status.success
+                totals["error"] += status.error
+                totals["processing_errors"] += max(0, status.error - rejected)
+            summary.tracked += 1
+            summary.tracking = dict(totals)
+            self.progress.update(summary, self.source)
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(self.options.concurrency, len(self.tracking)))):
-                tg.start_soon(poll)
+        await wait_for_all(
+            client,
+            [tracking_id for tracking_id, _, _ in self.tracking],
+            concurrency=self.options.concurrency,
+            timeout=self.options.wait_timeout,
+            on_done=done,
+        )
         summary.tracking = totals
 
 

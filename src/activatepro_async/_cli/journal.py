@@ -9,9 +9,10 @@ delimiter, ``--map``, ``--type``, base URL)::
      "input":{"name":"users.csv","size":1234,"sha256":"...","lines":41},
      "options":{...},"check":"5f0c..."}
 
-Then one line per finished window of the run: each chunk the API accepted
-(its first and last line, its user count, how many of them the API rejected,
-its tracking id), and the reject records of the rows of those chunks, and of
+Then one line per group of settled chunks (about ``concurrency * 4``
+chunks' rows, as the bulk run's ``on_chunk`` reports them): each chunk the
+API accepted (its first and last line, its user count, how many of them the
+API rejected, its tracking id), and the reject records of the rows of those chunks, and of
 rows refused locally::
 
     {"chunks":[{"lines":[2,1001],"users":1000,"rejected":3,"tracking_id":"..."}],
@@ -22,10 +23,10 @@ SHA-256 of the previous line's ``check`` and the line's canonical JSON (sorted
 keys, without ``check``). A changed byte, a lost, repeated or moved line, or a
 line from another journal breaks the chain.
 
-A line is written, flushed and fsynced as a whole once the window's bulk run
-has finished, so a run killed at any moment leaves only whole lines, and at
-most a torn last line (bytes after the last newline), which is dropped when
-the journal is opened again.
+A line is written, flushed and fsynced as a whole once its chunks are
+settled (after their rejects went to the rejects file), so a run killed at
+any moment leaves only whole lines, and at most a torn last line (bytes
+after the last newline), which is dropped when the journal is opened again.
 
 The journal is read back as untrusted input: a file whose first line is not
 our header is never written to (not even repaired); every line is checked for
@@ -385,7 +386,7 @@ class Journal:
             )
 
     def _take(self, value: dict[str, Any]) -> None:
-        """Check one window's line against the lines before it, then take it."""
+        """Check one line against the lines before it, then take it."""
         value = _object(value, ("chunks", "rejects"), "the line")
         lines = int(self.header["input"]["lines"])
         chunks = sorted(
@@ -395,7 +396,7 @@ class Journal:
         rejects = [_reject(r, lines) for r in _list(value["rejects"], "the rejects")]
         # Rows are sent once: a chunk's first and last rows were not settled by
         # an earlier line (else they had been skipped), and the chunks of one
-        # window do not overlap. Earlier chunks may lie inside a later one,
+        # line do not overlap. Earlier chunks may lie inside a later one,
         # whose rows went around them.
         for chunk in chunks:
             if self.is_done(chunk.first) or self.is_done(chunk.last):
@@ -437,7 +438,7 @@ class Journal:
         return [c.tracking_id for c in self.chunks]
 
     def record(self, chunks: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
-        """Append one finished window as one line, and make it durable.
+        """Append settled chunks and rejects as one line, and make it durable.
 
         ``chunks`` are ``{"lines": [first, last], "users", "rejected", "tracking_id"}``,
         ``rejects`` reject records (:func:`~.rejects.reject_record`).

@@ -88,13 +88,13 @@ class LiveProgress:
             # Units read so far, scaled by the share of the rows read that are settled.
             read_share = min(1.0, source.bytes_read / total_units)
             fraction = read_share * (done / summary.rows if summary.rows else 0.0)
-        parts = [f"read {summary.rows:,}", f"sent {summary.sent + summary.live_sent:,}"]
+        parts = [f"read {summary.rows:,}", f"sent {summary.sent:,}"]
         if summary.skipped:
             parts.append(f"skipped {summary.skipped:,}")
-        parts.append(f"[green]accepted {summary.accepted + summary.live_accepted:,}[/]")
-        rejected = summary.rejected + summary.live_rejected
+        parts.append(f"[green]accepted {summary.accepted:,}[/]")
+        rejected = summary.rejected
         parts.append(f"[{'red' if rejected else 'dim'}]rejected {rejected:,}[/]")
-        failed = summary.failed + summary.live_failed
+        failed = summary.failed
         if failed:
             parts.append(f"[red]failed {failed:,}[/]")
         rate = summary.rate
