@@ -78,11 +78,6 @@ async def test_aclose_during_a_retry_wait_ends_the_call_with_a_connection_error(
     assert len(recorder.requests) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py: a call whose task had not reached httpx when aclose() ran gets httpx's "
-    "bare RuntimeError, not APIConnectionError (found by the issue 13 emulator split)",
-)
 @pytest.mark.anyio
 async def test_a_call_started_just_before_aclose_ends_with_a_connection_error() -> None:
     recorder = Recorder(httpx.Response(404))
@@ -99,6 +94,16 @@ async def test_a_call_started_just_before_aclose_ends_with_a_connection_error() 
         tg.start_soon(call)
         await client.aclose()  # the call's task has not run yet
     assert [type(exc) for exc in outcomes] == [APIConnectionError], outcomes
+    assert recorder.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_call_on_a_closed_client_is_a_connection_error() -> None:
+    recorder = Recorder(httpx.Response(404))
+    client = AsyncClient(API_KEY, base_url="https://api.example.test", transport=recorder.transport)
+    await client.aclose()
+    with pytest.raises(APIConnectionError, match="closed"):
+        await client.get_user("1")
     assert recorder.requests == []
 
 

@@ -790,6 +790,10 @@ class AsyncClient:
             sent = time.perf_counter()
             status: int | None = None
             retry_after: float | None = None
+            if self._http.is_closed:
+                # Closed before this try reached httpx (which would raise a bare
+                # RuntimeError); no await between here and httpx's own check.
+                raise _closed_error(method, path)
             try:
                 response = await self._send_once(method, url, content, headers)
             except httpx.InvalidURL as exc:
