@@ -12,6 +12,7 @@ import pytest
 
 from activatepro_async import (
     Accepted,
+    APIConnectionError,
     ApiError,
     AsyncClient,
     AuthenticationError,
@@ -417,8 +418,9 @@ async def test_the_client_closes_the_http_client_it_made(make_client: MakeClient
     recorder = Recorder(reply(200, REFERENCE_USER))
     client = make_client(recorder)
     await client.aclose()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(APIConnectionError, match="was not sent: the client was closed"):
         await client.get_user("1")
+    assert recorder.requests == []
 
 
 # -- success bodies of the wrong shape ------------------------------------------------------

@@ -406,10 +406,15 @@ class _OneChunk:
         return data
 
 
-def _closed_error(method: str, path: str) -> APIConnectionError:
+def _closed_error(method: str, path: str, *, before: bool = False) -> APIConnectionError:
+    what = (
+        "was not sent: the client was closed"
+        if before
+        else ("was cut short: the client was closed while it ran")
+    )
     return APIConnectionError(
-        f"{method} {path} was cut short: the client was closed while it ran "
-        "(aclose() or the end of `async with`): close it after its calls end",
+        f"{method} {path} {what} (aclose() or the end of `async with`): "
+        "close it after its calls end",
         method=method,
         path=path,
     )
@@ -793,7 +798,7 @@ class AsyncClient:
             if self._http.is_closed:
                 # Closed before this try reached httpx (which would raise a bare
                 # RuntimeError); no await between here and httpx's own check.
-                raise _closed_error(method, path)
+                raise _closed_error(method, path, before=True)
             try:
                 response = await self._send_once(method, url, content, headers)
             except httpx.InvalidURL as exc:
