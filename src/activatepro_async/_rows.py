@@ -23,7 +23,6 @@ Messages say what to do in the adapter's own words (:class:`Spelling`):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from ._wire import date_to_wire, datetime_to_wire, encode_json
+from ._wire import date_to_wire, datetime_to_wire, decode_json, encode_json
 from .errors import ApiError, ErrorCode
 
 __all__ = [
@@ -183,13 +182,9 @@ def _to_json(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value, parse_constant=_no_constant)
+        return decode_json(value)
     except ValueError as exc:
         raise ValueError(f"{short_repr(value)} is not JSON: {exc}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 _SIMPLE: dict[str, Caster] = {

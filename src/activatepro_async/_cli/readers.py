@@ -21,6 +21,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 
+from .._wire import decode_json
+
 __all__ = ["FORMATS", "InputError", "Source", "SourceRow", "detect_format", "open_source"]
 
 Format = Literal["csv", "jsonl", "lines"]
@@ -251,7 +253,7 @@ class Source:
                 continue
             self.rows_read += 1
             try:
-                value = json.loads(stripped, parse_constant=_refuse_constant)
+                value = decode_json(stripped)
             except (ValueError, RecursionError) as exc:
                 detail = (
                     f"{exc.msg} at column {exc.colno}"
@@ -275,10 +277,6 @@ class Source:
             if value:
                 self.rows_read += 1
                 yield SourceRow(number, {"id": value}, value, None)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _json_kind(value: Any) -> str:
