@@ -1,0 +1,348 @@
+"""Columnar input (Arrow tables, record batches, readers, C streams) for upsert_many/delete_many.
+
+The dict path is the spec: for generated tables the bodies the columnar path
+sends decode to the same users, and the results agree, as the dict path run on
+``table.to_pylist()`` with the nulls dropped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from activatepro_async import AsyncClient, BulkResult, ConfigurationError, ErrorCode
+from activatepro_async._wire import MAX_USER_BYTES
+
+from .helpers import Recorder
+
+pa = pytest.importorskip("pyarrow")
+pc = pytest.importorskip("pyarrow.compute")
+
+pytestmark = pytest.mark.anyio
+
+MakeClient = Callable[..., AsyncClient]
+
+
+def accepting() -> Recorder:
+    """A batch endpoint that accepts every chunk (tracking ids t1, t2, ...)."""
+    count = iter(range(1, 10**9))
+    return Recorder(lambda _request: httpx.Response(202, json={"trackingId": f"t{next(count)}"}))
+
+
+def sent_users(recorder: Recorder, key: str = "updated") -> list[Any]:
+    """Every user of every body, in the order they were sent (one worker: input order)."""
+    return [user for r in recorder.requests for user in json.loads(r.content)[key]]
+
+
+def outcome(result: BulkResult) -> dict[str, Any]:
+    return {
+        "submitted": result.submitted,
+        "accepted": result.accepted,
+        "failed": result.failed,
+        "rejected": [
+            (r.position, r.user_id, [(int(e.code), e.details, e.pointer) for e in r.errors])
+            for r in result.rejected
+        ],
+    }
+
+
+def dicts(table: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+
+
+async def both(
+    make_client: MakeClient, table: Any, operation: str = "upsert", **options: Any
+) -> tuple[tuple[Recorder, BulkResult], tuple[Recorder, BulkResult]]:
+    """Run ``table`` through the columnar path and its rows through the dict path."""
+    runs = []
+    rows = dicts(table)
+    if operation == "delete":  # a table's delete sends the ids alone
+        rows = [{"id": row["id"]} if "id" in row else {} for row in rows]
+    for items in (table, rows):
+        recorder = accepting()
+        async with make_client(recorder) as client:
+            bulk = client.upsert_many if operation == "upsert" else client.delete_many
+            result = await bulk(items, concurrency=1, raise_on_failure=False, **options)
+        runs.append((recorder, result))
+    return runs[0], runs[1]
+
+
+# -- the property: the same meaning as the dict path ----------------------------------
+
+_IDS = st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=8))
+_TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(['"', "\\", "\n\x00\x1f", "é✓"]))
+_FLOATS = st.one_of(st.none(), st.floats(), st.sampled_from([1.0, -0.0, 1e15, 1e-5, math.nan]))
+_TIMES = st.one_of(
+    st.none(),
+    st.datetimes(min_value=dt.datetime(1000, 1, 1), timezones=st.just(dt.timezone.utc)),
+)
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> Any:
+    rows = draw(st.integers(0, 15))
+
+    def column(strategy: st.SearchStrategy[Any]) -> list[Any]:
+        return draw(st.lists(strategy, min_size=rows, max_size=rows))
+
+    struct = pa.struct([("n", pa.int64()), ("s", pa.string()), ("d", pa.date32())])
+    zone = draw(st.sampled_from(["UTC", "+02:00"]))
+    data = {
+        "id": pa.array(column(_IDS), pa.string()),
+        "email": pa.array(column(_TEXT), pa.string()),
+        "n": pa.array(column(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1))), pa.int64()),
+        "f": pa.array(column(_FLOATS), pa.float64()),
+        "ok": pa.array(column(st.one_of(st.none(), st.booleans())), pa.bool_()),
+        "born": pa.array(column(st.one_of(st.none(), st.dates())), pa.date32()),
+        "at": pa.array(column(_TIMES), pa.timestamp("us", tz="UTC")).cast(
+            pa.timestamp("us", tz=zone)
+        ),
+        "nested": pa.array(
+            column(
+                st.one_of(
+                    st.none(),
+                    st.fixed_dictionaries(
+                        {
+                            "n": st.one_of(st.none(), st.integers(-5, 5)),
+                            "s": st.one_of(st.none(), st.text(max_size=4)),
+                            "d": st.one_of(st.none(), st.dates()),
+                        }
+                    ),
+                )
+            ),
+            struct,
+        ),
+        "tags": pa.array(
+            column(st.one_of(st.none(), st.lists(st.one_of(st.none(), _FLOATS), max_size=3))),
+            pa.list_(pa.float64()),
+        ),
+    }
+    names = draw(st.permutations(list(data)))  # the id need not come first
+    return pa.table({name: data[name] for name in names})
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    table=tables(),
+    chunk_size=st.integers(1, 12),
+    operation=st.sampled_from(["upsert", "delete"]),
+)
+async def test_columnar_bodies_and_results_agree_with_the_dict_path(
+    make_client: MakeClient, table: Any, chunk_size: int, operation: str
+) -> None:
+    (columnar, got), (plain, expected) = await both(
+        make_client, table, operation, chunk_size=chunk_size
+    )
+    key = "updated" if operation == "upsert" else "deleted"
+    assert sent_users(columnar, key) == sent_users(plain, key)
+    assert outcome(got) == outcome(expected)
+    for request in columnar.requests:
+        assert len(json.loads(request.content)[key]) <= chunk_size
+
+
+async def test_bodies_are_byte_for_byte_the_dict_paths_for_plain_values(
+    make_client: MakeClient,
+) -> None:
+    table = pa.table(
+        {
+            "id": ["a", "b"],
+            "email": ['q"\\\n\t\x01é', None],
+            "n": [1, None],
+            "f": [1.0, 2.5],
+            "ok": [True, False],
+            "born": [dt.date(1982, 8, 30), None],
+            "at": pa.array(
+                [
+                    dt.datetime(2015, 10, 2, 8, 23, 53, tzinfo=dt.timezone.utc),
+                    dt.datetime(2015, 10, 2, 8, 23, 53, 5, tzinfo=dt.timezone.utc),
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    (columnar, _), (plain, _) = await both(make_client, table)
+    assert [r.content for r in columnar.requests] == [r.content for r in plain.requests]
+    assert columnar.requests[0].content == (
+        b'{"updated":[{"id":"a","email":"q\\"\\\\\\n\\t\\u0001\xc3\xa9","n":1,"f":1.0,'
+        b'"ok":true,"born":"1982-08-30","at":"2015-10-02T08:23:53Z"},'
+        b'{"id":"b","f":2.5,"ok":false,"at":"2015-10-02T08:23:53.000005Z"}],"deleted":[]}'
+    )
+
+
+# -- every kind of columnar input --------------------------------------------------------
+
+
+class CStream:
+    """A Polars-like object: it only exports ``__arrow_c_stream__``."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+def _users(count: int) -> Any:
+    return pa.table(
+        {
+            "id": [f"u{i}" for i in range(count)],
+            "email": [f"u{i}@example.com" for i in range(count)],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", ["table", "batch", "reader", "list of batches", "generator of batches", "c stream"]
+)
+async def test_each_kind_of_columnar_input_is_sent(make_client: MakeClient, kind: str) -> None:
+    table = _users(25)
+    batches = table.to_batches(max_chunksize=7)
+    items: Any = {
+        "table": table,
+        "batch": table.combine_chunks().to_batches()[0],
+        "reader": pa.RecordBatchReader.from_batches(table.schema, batches),
+        "list of batches": batches,
+        "generator of batches": (b for b in batches),
+        "c stream": CStream(table),
+    }[kind]
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(items, chunk_size=10, concurrency=1)
+    assert result.accepted == result.submitted == 25
+    assert [len(json.loads(r.content)["updated"]) for r in recorder.requests] == [10, 10, 5]
+    assert sent_users(recorder) == table.to_pylist()
+
+
+async def test_polars_dataframe_is_sent(make_client: MakeClient) -> None:
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"id": ["a", "b"], "email": ["a@x.test", None], "n": [1, 2]})
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(frame)
+    assert result.accepted == 2
+    assert sent_users(recorder) == [{"id": "a", "email": "a@x.test", "n": 1}, {"id": "b", "n": 2}]
+
+
+async def test_a_one_row_and_an_empty_table(make_client: MakeClient) -> None:
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        one = await client.upsert_many(_users(1))
+        none = await client.upsert_many(_users(0))
+        nothing = await client.upsert_many(pa.table({"id": pa.array([], pa.string())}).to_batches())
+    assert (one.submitted, one.accepted, one.chunks) == (1, 1, 1)
+    assert (none.submitted, none.chunks) == (0, 0)
+    assert (nothing.submitted, nothing.chunks) == (0, 0)
+    assert len(recorder.requests) == 1
+
+
+async def test_delete_many_sends_integer_ids_as_strings(make_client: MakeClient) -> None:
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        table = pa.table({"id": pa.array([1, 42, None], pa.int64())})
+        result = await client.delete_many(table, raise_on_failure=False)
+    assert sent_users(recorder, "deleted") == [{"id": "1"}, {"id": "42"}]
+    assert [(r.position, r.errors[0].pointer) for r in result.rejected] == [(2, "/id")]
+    assert result.accepted == 2
+
+
+async def test_positions_count_over_the_whole_stream(make_client: MakeClient) -> None:
+    schema = pa.schema([("id", pa.string()), ("f", pa.float64())])
+    batches = [
+        pa.record_batch([pa.array(["a", "b"]), pa.array([1.0, math.nan])], schema=schema),
+        pa.record_batch([pa.array([None, "d"]), pa.array([1.0, math.inf])], schema=schema),
+    ]
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(iter(batches), raise_on_failure=False)
+    assert [(r.position, r.user_id, r.errors[0].code) for r in result.rejected] == [
+        (1, "b", ErrorCode.INVALID_JSON),
+        (2, None, ErrorCode.INVALID_FIELD),
+        (3, "d", ErrorCode.INVALID_JSON),
+    ]
+    assert sent_users(recorder) == [{"id": "a", "f": 1.0}]
+
+
+async def test_users_over_a_mib_and_over_max_chunk_bytes_are_rejected_like_dicts(
+    make_client: MakeClient,
+) -> None:
+    big = "x" * MAX_USER_BYTES
+    table = pa.table(
+        {"id": ["a", "b", "c", "d", "e"], "s": ["y" * 1500, big, "z" * 10, "w" * 740, "v" * 740]}
+    )
+    (columnar, got), (plain, expected) = await both(make_client, table, max_chunk_bytes=1500)
+    assert outcome(got) == outcome(expected)
+    assert [r.content for r in columnar.requests] == [r.content for r in plain.requests]
+    codes = [(r.position, r.errors[0].code) for r in got.rejected]
+    assert codes == [(0, ErrorCode.MAX_BATCH_SIZE), (1, ErrorCode.INVALID_FIELD)]
+    assert len(columnar.requests) == 2  # c and d fit one body, e does not fit with them
+
+
+# -- what cannot be sent -------------------------------------------------------------------
+
+
+async def test_naive_timestamps_are_refused_before_sending(make_client: MakeClient) -> None:
+    table = pa.table({"id": ["a"], "at": pa.array([dt.datetime(2020, 1, 1)], pa.timestamp("us"))})
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        with pytest.raises(TypeError, match=r"'at' holds timestamps without a time zone.*UTC"):
+            await client.upsert_many(table)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (pa.array([b"x"], pa.binary()), "cast it to string"),
+        (pa.array([1], pa.decimal128(5, 2)), "cast it to float64 or string"),
+    ],
+)
+async def test_columns_with_no_json_form_are_refused(
+    make_client: MakeClient, column: Any, message: str
+) -> None:
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        with pytest.raises(TypeError, match=message):
+            await client.upsert_many(pa.table({"id": ["a"], "x": column}))
+    assert recorder.requests == []
+
+
+async def test_a_float_id_column_is_refused(make_client: MakeClient) -> None:
+    async with make_client(accepting()) as client:
+        with pytest.raises(TypeError, match="the id column is double"):
+            await client.upsert_many(pa.table({"id": [1.5]}))
+
+
+async def test_without_pyarrow_columnar_input_names_the_extra(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_import = builtins.__import__
+
+    def no_pyarrow(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    table = _users(1)
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    monkeypatch.setattr("importlib.import_module", lambda name: no_pyarrow(name))
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        for items in (table, CStream(table)):
+            with pytest.raises(
+                ConfigurationError, match=r"pip install 'activatepro-async\[arrow\]'"
+            ):
+                await client.upsert_many(items)
+    assert recorder.requests == []
