@@ -14,15 +14,23 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from activatepro_async import AsyncClient, BulkResult, ConfigurationError, ErrorCode
+from activatepro_async import (
+    AsyncClient,
+    BulkError,
+    BulkResult,
+    ConfigurationError,
+    ErrorCode,
+    RetryPolicy,
+)
 from activatepro_async._wire import MAX_USER_BYTES
 
-from .helpers import Recorder
+from .helpers import API_KEY, Recorder
 
 pa = pytest.importorskip("pyarrow")
 pc = pytest.importorskip("pyarrow.compute")
@@ -346,3 +354,103 @@ async def test_without_pyarrow_columnar_input_names_the_extra(
             ):
                 await client.upsert_many(items)
     assert recorder.requests == []
+
+
+# -- the run's guarantees hold for columnar input too -------------------------------------
+
+
+async def test_a_reader_that_breaks_sends_what_was_read_and_accounts_for_it(
+    make_client: MakeClient,
+) -> None:
+    def batches() -> Any:
+        yield _users(5).to_batches()[0]
+        raise OSError("the disk went away")
+
+    recorder = accepting()
+    outcomes: list[Any] = []
+    async with make_client(recorder) as client:
+        with pytest.raises(BulkError, match="reading the input failed after 5 items") as info:
+            await client.upsert_many(batches(), on_chunk=outcomes.append)
+    assert info.value.result.accepted == info.value.result.submitted == 5
+    assert sorted(p for o in outcomes for p in o.positions) == [0, 1, 2, 3, 4]
+    assert len(sent_users(recorder)) == 5
+
+
+async def test_failed_chunks_and_on_chunk_partition_every_row(make_client: MakeClient) -> None:
+    answers = iter([500, 202, 500, 202])
+
+    def answer(_request: httpx.Request) -> httpx.Response:
+        status = next(answers, 202)
+        return httpx.Response(status, json={"trackingId": "t"} if status == 202 else {})
+
+    table = pa.table({"id": ["a", None, "c", "d", "e", "f", "g"], "f": [1.0] * 7})
+    outcomes: list[Any] = []
+    async with make_client(Recorder(answer), retry=RetryPolicy(max_retries=0)) as client:
+        result = await client.upsert_many(
+            table, chunk_size=2, concurrency=1, on_chunk=outcomes.append, raise_on_failure=False
+        )
+    assert sorted(p for o in outcomes for p in o.positions) == list(range(7))
+    assert [c.positions for c in result.failed_chunks] == [(0, 2), (5, 6)]
+    assert [c.user_ids for c in result.failed_chunks] == [("a", "c"), ("f", "g")]
+    assert (result.accepted, len(result.rejected), result.failed) == (2, 1, 4)
+
+
+async def test_batches_whose_schemas_differ_are_each_encoded_by_their_own(
+    make_client: MakeClient,
+) -> None:
+    first = pa.record_batch({"id": ["a"], "n": [1]})
+    second = pa.record_batch({"n": ["two"], "id": pa.array([2], pa.int32())})
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        await client.upsert_many([first, second, pa.table({"id": ["z"]})])
+    assert sent_users(recorder) == [{"id": "a", "n": 1}, {"n": "two", "id": "2"}, {"id": "z"}]
+
+
+async def test_a_cancelled_columnar_run_accounts_for_every_row_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = anyio.Event()
+    client = AsyncClient(API_KEY, base_url="https://api.example.test", transport=_Hanging(started))
+    async with client, anyio.create_task_group() as tg:
+        tg.start_soon(lambda: client.upsert_many(_users(30), chunk_size=10, concurrency=2))
+        await started.wait()
+        tg.cancel_scope.cancel()
+    [record] = [r for r in caplog.records if hasattr(r, "bulk_result")]
+    result = record.bulk_result
+    assert result.submitted == 30  # one window: read and accounted for at once
+    assert result.failed == 30
+    assert [c.positions for c in result.failed_chunks] == [
+        tuple(range(10)),
+        tuple(range(10, 20)),
+        tuple(range(20, 30)),
+    ]
+
+
+class _Hanging(httpx.AsyncBaseTransport):
+    """A transport whose requests never answer (the run is cancelled while they wait)."""
+
+    def __init__(self, started: Any) -> None:
+        self.started = started
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+def test_rename_columns_follows_the_row_rules_keys() -> None:
+    from activatepro_async._columnar import rename_columns
+    from activatepro_async._rows import RowRules, Spelling
+
+    rules = RowRules(
+        {"customer": "id", "internal": None},
+        spelling=Spelling("--map", "--map {column}={key}", "--map {column}="),
+    )
+    table = pa.table({"customer": [7], "email": ["a@x.test"], "internal": [1]})
+    keys = rules.keys(table.schema.names, "users.parquet")
+    for data in (table, table.to_batches()[0]):
+        renamed = rename_columns(data, keys)
+        assert renamed.schema.names == ["id", "email"]
+        assert renamed.column(0).to_pylist() == [7]
+    with pytest.raises(ValueError, match="2 keys for 3 columns"):
+        rename_columns(table, ["id", "email"])

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -56,6 +56,7 @@ __all__ = [
     "is_columnar",
     "produce",
     "record_batches",
+    "rename_columns",
 ]
 
 ARROW_HINT = "pip install 'activatepro-async[arrow]'"
@@ -156,17 +157,23 @@ def _windows(batches: Iterator[Any], rows: int) -> Iterator[Any]:
     pa, _ = arrow_modules()
     pending: list[Any] = []  # of one schema, fewer than `rows` rows in all
     count = 0
-    for batch in batches:
-        if batch.num_rows and pending and not batch.schema.equals(pending[0].schema):
-            yield _combine(pa, pending)
-            pending, count = [], 0
-        while batch.num_rows:
-            head, batch = batch.slice(0, rows - count), batch.slice(rows - count)
-            pending.append(head)
-            count += head.num_rows
-            if count == rows:
+    try:
+        for batch in batches:
+            if batch.num_rows and pending and not batch.schema.equals(pending[0].schema):
                 yield _combine(pa, pending)
                 pending, count = [], 0
+            while batch.num_rows:
+                head, batch = batch.slice(0, rows - count), batch.slice(rows - count)
+                pending.append(head)
+                count += head.num_rows
+                if count == rows:
+                    yield _combine(pa, pending)
+                    pending, count = [], 0
+    except Exception:
+        # The input broke: what was read is sent first, as in the dict path.
+        if pending:
+            yield _combine(pa, pending)
+        raise
     if pending:
         yield _combine(pa, pending)
 
@@ -596,3 +603,32 @@ def check(source: Any, operation: str) -> None:
     schema = getattr(source, "schema", None)
     if schema is not None and _from_pyarrow(type(schema)):
         _Encoder(schema, ids_only=operation == "delete")
+
+
+# -- the row rules at the Arrow level ------------------------------------------------
+
+
+def rename_columns(data: Any, keys: Sequence[str | None]) -> Any:
+    """``data`` (a ``RecordBatch`` or ``Table``) with each column renamed to its wire key.
+
+    ``keys`` holds the key of each column in order, ``None`` to leave it out:
+    what :meth:`~._rows.RowRules.keys` answers for the columns (so ``--map``
+    and Spark's ``mapping=`` checks and messages stay the row path's). Only
+    metadata changes: the column buffers are shared, not copied. Values are
+    not cast (``--type``'s casters work on single values).
+
+    >>> import pyarrow as pa
+    >>> batch = pa.record_batch({"user_id": [1], "mail": ["a@x.test"], "internal": [0]})
+    >>> rename_columns(batch, ["id", "email", None]).schema.names
+    ['id', 'email']
+    """
+    pa, _ = arrow_modules()
+    names = list(data.schema.names)
+    if len(keys) != len(names):
+        raise ValueError(f"{len(keys)} keys for {len(names)} columns ({', '.join(names)})")
+    kept = [(index, key) for index, key in enumerate(keys) if key is not None]
+    columns = [data.column(index) for index, _ in kept]
+    renamed = [key for _, key in kept]
+    if isinstance(data, pa.Table):
+        return pa.Table.from_arrays(columns, names=renamed)
+    return pa.RecordBatch.from_arrays(columns, names=renamed)
