@@ -188,9 +188,18 @@ def _combine(pa: Any, batches: list[Any]) -> Any:
 
 _ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _SHORT = {"\b": "\\b", "\f": "\\f"}
+# A slice position past the end of any cell: binary_replace_slice there appends.
+_END = 2**62
 # What JSON must escape in a string: the encoders escape exactly these.
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
-_RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+# The bytes a JSON string may hold as they are: deleting them from a column's
+# data buffer (bytes.translate, one fast C pass) leaves what needs escaping.
+_PLAIN_BYTES = bytes(b for b in range(256) if b >= 0x20 and b not in b'"\\')
+_RARE_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r")
+
+
+def _holds(data: memoryview, keep: bytes) -> bool:
+    """Whether ``data`` holds a byte not in ``keep``."""
+    return bool(bytes(data).translate(None, keep))
 
 
 def _column_kind(pa: Any, name: str, kind: Any) -> str:
@@ -298,27 +307,37 @@ class _Encoder:
         """``"name":"<text>"`` per cell, escaped as JSON."""
         pc = self.pc
         text = self.text(array)
-        if escape and pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+        if escape and _holds(_data(self.pa, text), _PLAIN_BYTES):
             for old, new in _ESCAPES:
                 text = pc.replace_substring(text, old, new)
-            if pc.any(pc.match_substring_regex(text, _RARE_CONTROL)).as_py():
+            if _holds(_data(self.pa, text), _RARE_BYTES):
                 for code in range(0x20):
                     char = chr(code)
                     if char in "\n\r\t":
                         continue  # escaped above
                     new = _SHORT.get(char, f"\\u{code:04x}")
                     text = pc.replace_substring(text, char, new)
-        return pc.binary_join_element_wise(
-            self.scalar(prefix + '"'), text, self.scalar('"'), self.scalar("")
-        )
+        return self.wrap(prefix + '"', text, '"')
+
+    def wrap(self, prefix: str, text: Any, suffix: str = "") -> Any:
+        """``prefix + cell + suffix`` per cell (null stays null).
+
+        binary_replace_slice at the start and at the end: a pass of memcpy,
+        three times cheaper than binary_join_element_wise.
+        """
+        pc = self.pc
+        text = pc.binary_replace_slice(text, start=0, stop=0, replacement=prefix)
+        if suffix:
+            text = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=suffix)
+        return text
 
     def bare(self, prefix: str, text: Any) -> Any:
-        return self.pc.binary_join_element_wise(self.scalar(prefix), text, self.scalar(""))
+        return self.wrap(prefix, text)
 
-    def fragments(self, name: str, kind: str, array: Any, problems: _Problems, ids: Any) -> Any:
-        """The ``"name":<json>`` fragment of each cell of one column (null for a null cell)."""
+    def fragments(self, name: str, kind: str, array: Any, problems: _Problems, lead: str) -> Any:
+        """``lead`` and the ``"name":<json>`` of each cell of one column (null for a null cell)."""
         pa, pc = self.pa, self.pc
-        prefix = encode_json(name).decode() + ":"
+        prefix = lead + encode_json(name).decode() + ":"
         if kind == "string":
             return self.quoted(prefix, array)
         if kind == "id":
@@ -341,7 +360,7 @@ class _Encoder:
             text = numbers.cast(self.large)
             # Arrow writes 1.0 as "1": keep it a float, as the dict path does.
             whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
-            point = pc.binary_join_element_wise(text, self.scalar(".0"), self.scalar(""))
+            point = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=".0")
             text = pc.if_else(whole, point, text)
             return self.bare(prefix, text)
         if kind == "date":
@@ -353,12 +372,10 @@ class _Encoder:
             text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S")
             # datetime.isoformat: the fraction only when it is not zero.
             text = pc.replace_substring_regex(text.cast(self.large), r"\.000000$", "")
-            return self.pc.binary_join_element_wise(
-                self.scalar(prefix + '"'), text, self.scalar('Z"'), self.scalar("")
-            )
-        return self.nested(prefix, array, problems, ids)
+            return self.wrap(prefix + '"', text, 'Z"')
+        return self.nested(prefix, array, problems)
 
-    def nested(self, prefix: str, array: Any, problems: _Problems, ids: list[Any]) -> Any:
+    def nested(self, prefix: str, array: Any, problems: _Problems) -> Any:
         """Struct, list and map cells, one by one with the dict path's converter and encoder."""
         out: list[str | None] = []
         for row, value in enumerate(array.to_pylist()):
@@ -414,15 +431,18 @@ class _Encoder:
             # No row has an id: nothing to encode (each row is rejected above).
             users = pa.array(["{},"] * rows, self.large)
             return users, pc.subtract(pc.binary_length(users), 1), ids, problems
-        parts = [
-            self.fragments(name, kind, batch.column(index), problems, ids)
-            for index, name, kind in self.columns
+        # One join per window: the id's fragment (never null) opens the object,
+        # each other one brings its comma, a null one is skipped.
+        ordered = sorted(self.columns, key=lambda column: column[2] != "id")  # stable
+        arrays = [
+            self.fragments(name, kind, batch.column(index), problems, "{" if kind == "id" else ",")
+            for index, name, kind in ordered
         ]
-        comma, nothing = self.scalar(","), self.scalar("")
-        joined = pc.binary_join_element_wise(*parts, comma, null_handling="skip")
-        if len(joined) != rows:  # pragma: no cover - the id fragment above prevents it
-            raise RuntimeError(f"pyarrow joined {rows} rows into {len(joined)}")
-        users = pc.binary_join_element_wise(self.scalar("{"), joined, self.scalar("},"), nothing)
+        users = pc.binary_join_element_wise(
+            *arrays, self.scalar("},"), self.scalar(""), null_handling="skip"
+        )
+        if len(users) != rows:  # pragma: no cover - the id fragment above prevents it
+            raise RuntimeError(f"pyarrow joined {rows} rows into {len(users)}")
         sizes = pc.subtract(pc.binary_length(users), 1)  # without the comma
         too_large = pc.greater(sizes, MAX_USER_BYTES)
         if pc.any(too_large).as_py():
