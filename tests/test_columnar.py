@@ -454,3 +454,90 @@ def test_rename_columns_follows_the_row_rules_keys() -> None:
         assert renamed.column(0).to_pylist() == [7]
     with pytest.raises(ValueError, match="2 keys for 3 columns"):
         rename_columns(table, ["id", "email"])
+
+
+# -- the Arrow types, one by one -------------------------------------------------------------
+
+
+async def test_every_supported_arrow_type_is_sent_as_its_python_value_would_be(
+    make_client: MakeClient,
+) -> None:
+    at = dt.datetime(2015, 10, 2, 8, 23, 53, 120, tzinfo=dt.timezone.utc)
+    table = pa.table(
+        {
+            'we"ird\\ näme': ["x"],
+            "id": pa.array(["a"]).dictionary_encode(),
+            "large": pa.array(["l"], pa.large_string()),
+            "view": pa.array(["v"], pa.string_view()),
+            "f32": pa.array([0.1], pa.float32()),
+            "u64": pa.array([2**64 - 1], pa.uint64()),
+            "i8": pa.array([-5], pa.int8()),
+            "d64": pa.array([dt.date(1982, 8, 30)], pa.date64()),
+            "ns": pa.array([1_443_774_233_000_120_999], pa.timestamp("ns", tz="UTC")),
+            "ms": pa.array([at.replace(microsecond=0)], pa.timestamp("ms", tz="+01:00")),
+            "nothing": pa.nulls(1),
+            "words": pa.array([["a", None]], pa.large_list(pa.string())),
+            "pairs": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        await client.upsert_many(table)
+    [user] = sent_users(recorder)
+    assert user == {
+        "id": "a",
+        'we"ird\\ näme': "x",
+        "large": "l",
+        "view": "v",
+        "f32": pa.array([0.1], pa.float32()).to_pylist()[0],
+        "u64": 2**64 - 1,
+        "i8": -5,
+        "d64": "1982-08-30",
+        "ns": "2015-10-02T08:23:53.000120Z",  # cut to microseconds
+        "ms": "2015-10-02T08:23:53Z",
+        "words": ["a", None],
+        "pairs": [["k", 1]],
+    }
+
+
+async def test_many_tiny_batches_are_combined_into_full_chunks(make_client: MakeClient) -> None:
+    table = pa.concat_tables([_users(3)] * 400)  # 400 chunks of 3 rows
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(table, chunk_size=1000)
+    assert result.accepted == 1200
+    assert [len(json.loads(r.content)["updated"]) for r in recorder.requests] == [1000, 200]
+
+
+async def test_an_id_column_of_nulls_rejects_every_row(make_client: MakeClient) -> None:
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        result = await client.upsert_many(
+            pa.table({"id": pa.nulls(3), "email": ["a", "b", "c"]}), raise_on_failure=False
+        )
+        no_id = await client.upsert_many(pa.table({"email": ["a"]}), raise_on_failure=False)
+    assert [(r.position, r.errors[0].details) for r in result.rejected] == [
+        (0, "the user has no id"),
+        (1, "the user has no id"),
+        (2, "the user has no id"),
+    ]
+    assert [r.errors[0].pointer for r in no_id.rejected] == ["/id"]
+    assert recorder.requests == []
+
+
+async def test_two_columns_of_one_name_are_refused(make_client: MakeClient) -> None:
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["id", "id"])
+    async with make_client(accepting()) as client:
+        with pytest.raises(TypeError, match="two columns named 'id'"):
+            await client.upsert_many(table)
+
+
+def test_the_sync_client_takes_a_table(backend: str) -> None:
+    from activatepro_async import Client
+
+    recorder = accepting()
+    with Client(
+        "k" * 16, base_url="https://api.example.test", transport=recorder.transport, backend=backend
+    ) as client:
+        result = client.upsert_many(_users(3))
+    assert result.accepted == 3
