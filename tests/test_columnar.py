@@ -541,3 +541,17 @@ def test_the_sync_client_takes_a_table(backend: str) -> None:
     ) as client:
         result = client.upsert_many(_users(3))
     assert result.accepted == 3
+
+
+async def test_an_async_iterable_of_batches_is_columnar_too(make_client: MakeClient) -> None:
+    async def batches() -> Any:
+        for batch in _users(25).to_batches(max_chunksize=7):
+            yield batch
+        raise OSError("the pipe broke")
+
+    recorder = accepting()
+    async with make_client(recorder) as client:
+        with pytest.raises(BulkError, match="after 25 items") as info:
+            await client.upsert_many(batches(), chunk_size=10)
+    assert info.value.result.accepted == 25
+    assert sent_users(recorder) == _users(25).to_pylist()

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -141,41 +141,64 @@ def record_batches(source: Any) -> Iterator[Any]:
         yield from pa.RecordBatchReader.from_stream(source)
     else:  # an iterable of batches or tables
         for item in source:
-            if isinstance(item, pa.RecordBatch):
-                yield item
-            elif isinstance(item, pa.Table):
-                yield from item.to_batches()
-            else:
-                raise TypeError(
-                    "an iterable of record batches holds "
-                    f"{type(item).__name__}: give batches (or tables) only"
-                )
+            yield from _batches_of(pa, item)
+
+
+def _batches_of(pa: Any, item: Any) -> Iterator[Any]:
+    """One item of an iterable of batches, as batches."""
+    if isinstance(item, pa.RecordBatch):
+        yield item
+    elif isinstance(item, pa.Table):
+        yield from item.to_batches()
+    else:
+        raise TypeError(
+            f"an iterable of record batches holds {type(item).__name__}: "
+            "give batches (or tables) only"
+        )
+
+
+class _Rebatcher:
+    """Cuts batches into windows of exactly ``rows`` rows; small ones of one schema combined."""
+
+    def __init__(self, rows: int) -> None:
+        self.pa, _ = arrow_modules()
+        self.rows = rows
+        self.pending: list[Any] = []  # of one schema, fewer than `rows` rows in all
+        self.count = 0
+
+    def add(self, batch: Any) -> Iterator[Any]:
+        """The windows ``batch`` completes."""
+        if batch.num_rows and self.pending and not batch.schema.equals(self.pending[0].schema):
+            yield from self.rest()
+        while batch.num_rows:
+            head, batch = (
+                batch.slice(0, self.rows - self.count),
+                batch.slice(self.rows - self.count),
+            )
+            self.pending.append(head)
+            self.count += head.num_rows
+            if self.count == self.rows:
+                yield from self.rest()
+
+    def rest(self) -> Iterator[Any]:
+        """The rows not in a window yet, as one (at the end, or before another schema)."""
+        if self.pending:
+            window = _combine(self.pa, self.pending)
+            self.pending, self.count = [], 0
+            yield window
 
 
 def _windows(batches: Iterator[Any], rows: int) -> Iterator[Any]:
-    """Batches of exactly ``rows`` rows (the last one fewer); small ones of one schema combined."""
-    pa, _ = arrow_modules()
-    pending: list[Any] = []  # of one schema, fewer than `rows` rows in all
-    count = 0
+    """The windows of ``batches`` (see :class:`_Rebatcher`)."""
+    rebatcher = _Rebatcher(rows)
     try:
         for batch in batches:
-            if batch.num_rows and pending and not batch.schema.equals(pending[0].schema):
-                yield _combine(pa, pending)
-                pending, count = [], 0
-            while batch.num_rows:
-                head, batch = batch.slice(0, rows - count), batch.slice(rows - count)
-                pending.append(head)
-                count += head.num_rows
-                if count == rows:
-                    yield _combine(pa, pending)
-                    pending, count = [], 0
+            yield from rebatcher.add(batch)
     except Exception:
         # The input broke: what was read is sent first, as in the dict path.
-        if pending:
-            yield _combine(pa, pending)
+        yield from rebatcher.rest()
         raise
-    if pending:
-        yield _combine(pa, pending)
+    yield from rebatcher.rest()
 
 
 def _combine(pa: Any, batches: list[Any]) -> Any:
@@ -498,7 +521,7 @@ class _Windows:
         ids_only: bool,
     ) -> None:
         self.pa, self.pc = arrow_modules()
-        rows = max(chunk_size, (WINDOW_ROWS // chunk_size) * chunk_size)
+        self.rows = rows = max(chunk_size, (WINDOW_ROWS // chunk_size) * chunk_size)
         self.windows = _windows(record_batches(source), rows)
         self.head, self.tail = head, tail
         self.overhead = len(head) + len(tail)
@@ -511,8 +534,10 @@ class _Windows:
     def next(self, base: int) -> _Window | None:
         """The next window, its first row at input position ``base``; None at the end."""
         batch = next(self.windows, None)
-        if batch is None:
-            return None
+        return None if batch is None else self.encode_window(batch, base)
+
+    def encode_window(self, batch: Any, base: int) -> _Window:
+        """One window, its first row at input position ``base``."""
         if self.encoder is None or not self.encoder_schema.equals(batch.schema):
             self.encoder = _Encoder(batch.schema, ids_only=self.ids_only)
             self.encoder_schema = batch.schema
@@ -601,15 +626,43 @@ async def produce(run: _Run, source: Any, send: MemoryObjectSendStream[_Chunk]) 
         max_chunk_bytes=run.max_chunk_bytes,
         ids_only=run.operation == "delete",
     )
-    while True:
-        window = await anyio.to_thread.run_sync(windows.next, run.submitted)
-        if window is None:
-            return
+
+    async def hand_over(window: _Window) -> None:
         rows, pieces, rejects = window
         run.submitted += rows
         for reject in rejects:
             run.reject_local(*reject)
         await run.flush(send, [run.new_chunk(*piece) for piece in pieces])
+
+    if not isinstance(source, AsyncIterable):
+        while True:
+            window = await anyio.to_thread.run_sync(windows.next, run.submitted)
+            if window is None:
+                return
+            await hand_over(window)
+
+    # An async iterable of batches (the command's reader): read on the loop,
+    # each window encoded in a worker thread.
+    async def encode(batches: Iterator[Any]) -> None:
+        for batch in list(batches):
+            await hand_over(
+                await anyio.to_thread.run_sync(windows.encode_window, batch, run.submitted)
+            )
+
+    pa, _ = arrow_modules()
+    rebatcher = _Rebatcher(windows.rows)
+    items = aiter(source)
+    while True:
+        try:
+            item = await anext(items)
+        except StopAsyncIteration:
+            break
+        except Exception:
+            await encode(rebatcher.rest())  # what was read is sent first
+            raise
+        for batch in list(_batches_of(pa, item)):
+            await encode(rebatcher.add(batch))
+    await encode(rebatcher.rest())
 
 
 def check(source: Any, operation: str) -> None:

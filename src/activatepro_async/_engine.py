@@ -57,6 +57,7 @@ import time
 from collections import deque
 from collections.abc import (
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -294,9 +295,16 @@ class _Run:
                 if _columnar.is_columnar(items) or not isinstance(items, Iterable | AsyncIterable):
                     await _columnar.produce(self, items, send)
                 elif isinstance(items, AsyncIterable):
-                    async for item in items:
-                        if self.add(item):
+                    aiterator = aiter(items)
+                    first = await anext(aiterator, _NOTHING)
+                    if _columnar.is_arrow_item(first):  # an async iterable of record batches
+                        await _columnar.produce(self, _prepend(first, aiterator), send)
+                    elif first is not _NOTHING:
+                        if self.add(first):
                             await self.flush(send)
+                        async for item in aiterator:
+                            if self.add(item):
+                                await self.flush(send)
                 else:
                     iterator = iter(items)
                     first = next(iterator, _NOTHING)
@@ -757,6 +765,12 @@ class _Run:
             tracking_failures=tracking_failures,
             aborted_by=self.aborted_by or self.input_error,
         )
+
+
+async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:
