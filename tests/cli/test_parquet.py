@@ -46,7 +46,7 @@ def comparable(data: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in data.items()
-        if k not in ("input", "elapsed_s", "rows_per_s", "rejects_file")
+        if k not in ("input", "elapsed_s", "rows_per_s", "rejects_file", "journal")
     }
 
 
@@ -155,3 +155,98 @@ def test_without_pyarrow_a_parquet_file_names_the_extra(
 
     monkeypatch.setattr("importlib.import_module", no_pyarrow)
     assert_usage_error(invoke("import", path), "pip install 'activatepro-async[arrow]'")
+
+
+@pytest.mark.parametrize("operation", ["import", "delete"])
+def test_the_columnar_and_the_row_reader_end_alike(
+    invoke: Invoke, tmp_path: Path, operation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from activatepro_async._cli import columnar
+
+    batches: list[int] = []
+    real = columnar.SentRows.add
+
+    def add(self: Any, start: int, batch: Any, *args: Any) -> None:
+        batches.append(batch.num_rows)
+        real(self, start, batch, *args)
+
+    monkeypatch.setattr(columnar.SentRows, "add", add)
+    monkeypatch.setattr("activatepro_async._cli.readers._READ_ROWS", 4)
+    path = csv_as_parquet(CSV, tmp_path / "u.parquet", row_group_size=4)
+    runs = []
+    for reader in ("auto", "stdlib"):
+        emulator = new_emulator()
+        journal, rejects = tmp_path / f"{reader}.journal", tmp_path / f"{reader}.rejects"
+        options = ["--type", "birthday=date", "--json", "--wait", "--chunk-size", "2"]
+        options += ["--journal", str(journal), "--rejects", str(rejects), "--reader", reader]
+        result = invoke(operation, path, *options, transport=emulator.transport())
+        journal_lines = [
+            {k: v for k, v in line.items() if k not in ("created", "options")}
+            for line in read_jsonl(journal)
+        ]
+        runs.append(
+            (result.exit_code, comparable(summary(result)), read_jsonl(rejects), stored(emulator))
+        )
+        runs[-1] += (len(journal_lines),)
+    assert runs[0] == runs[1]
+    assert batches == [4, 2]  # the auto run went by record batch
+
+
+def test_a_columnar_run_resumes_from_a_row_run_journal(invoke: Invoke, tmp_path: Path) -> None:
+    path = csv_as_parquet(CSV, tmp_path / "u.parquet")
+    journal = str(tmp_path / "u.journal")
+    first = invoke("import", path, "--journal", journal, "--json", "--reader", "stdlib")
+    assert first.exit_code == 1, first.output
+    again = invoke("import", path, "--journal", journal, "--json", "--chunk-size", "1")
+    data = summary(again)
+    assert (data["rows"], data["skipped"], data["sent"], data["accepted"]) == (6, 6, 0, 3)
+
+
+def test_columnar_casts_and_rejects_match_the_row_path(invoke: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "ids.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "customer": pa.array([1, 2, None, 4], pa.int64()),
+                "email": ["a@example.com", "", "c@example.com", "d@example.com"],
+                "businessUnit": ["UK", "DE", None, "UK"],
+                "birthday": ["1990-01-01", "1990-13-01", None, "1991-02-03"],
+            }
+        ),
+        path,
+    )
+    results = []
+    for reader in ("auto", "stdlib"):
+        emulator = new_emulator()
+        rejects = tmp_path / f"{reader}.rejects"
+        options = ["--map", "customer=id", "--type", "id=string", "--type", "birthday=date"]
+        result = invoke(
+            "import", str(path), *options, "--rejects", str(rejects), "--reader", reader,
+            "--json", transport=emulator.transport(),
+        )  # fmt: skip
+        results.append((comparable(summary(result)), read_jsonl(rejects), emulator.users))
+    assert results[0][:2] == results[1][:2]
+    assert sorted(results[0][2]) == ["1", "4"]
+    assert [r["line"] for r in results[0][1]] == [2, 3]
+
+
+def test_a_columnar_run_stops_sending_when_the_api_is_down(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from activatepro_async import RetryPolicy
+
+    monkeypatch.setattr("activatepro_async._cli.readers._READ_ROWS", 3)
+    monkeypatch.setattr("activatepro_async._columnar.WINDOW_ROWS", 3)  # else 8000 rows a window
+    rows = "".join(f"u{i},u{i}@example.com\n" for i in range(30))
+    path = csv_as_parquet("id,email\n" + rows, tmp_path / "u.parquet")
+    down = httpx.MockTransport(lambda _request: httpx.Response(503, json={}))
+    result = invoke(
+        "import", path, "--json", "--chunk-size", "1", "--concurrency", "1",
+        transport=down, retry=RetryPolicy(max_retries=0),
+    )  # fmt: skip
+    data = summary(result)
+    assert result.exit_code == 1
+    assert "stopped sending" in data["stopped_by"]
+    assert data["rows"] == data["failed"] < 30  # stopped at a batch's end, every row read failed

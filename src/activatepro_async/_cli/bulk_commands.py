@@ -39,6 +39,14 @@ _file_options = stacked(
     click.option("--encoding", default="utf-8", show_default=True, help="FILE's text encoding."),
     click.option("--delimiter", help="The CSV delimiter (default: , and tab for .tsv)."),
     click.option(
+        "--reader",
+        type=click.Choice(["auto", "stdlib"]),
+        default="auto",
+        show_default=True,
+        help="auto: a Parquet file's record batches go to the bulk engine as they are "
+        "(the arrow extra); stdlib: a dict per row, as for CSV (the same result, slower).",
+    ),
+    click.option(
         "--map",
         "maps",
         multiple=True,
@@ -82,6 +90,7 @@ def _bulk_command(
     fmt: str | None,
     encoding: str,
     delimiter: str | None,
+    reader: str,
     maps: tuple[str, ...],
     types: tuple[str, ...],
     api_key: str | None,
@@ -162,6 +171,7 @@ def _bulk_command(
                 wait=wait,
                 wait_timeout=wait_timeout,
                 dry_run=dry_run,
+                columnar=reader == "auto",
             ),
             rejects=rejects,
             journal=opened,

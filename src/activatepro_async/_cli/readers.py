@@ -300,6 +300,28 @@ class Source:
         """The rows of a Parquet file, from its footer (a row's ``line`` is its number)."""
         return int(self._parquet().metadata.num_rows)
 
+    @property
+    def arrow_schema(self) -> Any:
+        """The Arrow schema of a Parquet file (the columnar path can read it), else None."""
+        return self._parquet().schema_arrow if self.format == "parquet" else None
+
+    def arrow_parts(self) -> Iterator[tuple[Any, int]]:
+        """A Parquet file's record batches, each with the line (row number) of its first row."""
+        parquet = self._parquet()
+        total = max(self.total_rows, 1)
+        number = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=_READ_ROWS):
+                yield batch, number + 1
+                number += batch.num_rows
+                self.rows_read = number
+                if self.total_bytes is not None:
+                    self.bytes_read = self.total_bytes * number // total
+        except Exception as exc:  # a damaged page: what was read is sent, then the run stops
+            raise InputError(
+                f"{self.name} row {number + 1}: the Parquet file cannot be read on: {exc}"
+            ) from None
+
     def _parquet_rows(self) -> Iterator[SourceRow]:
         # A row's "line" is its number (1-based); its nulls are left out, like
         # empty CSV cells: an upsert never clears what the file does not hold.
