@@ -3,7 +3,7 @@
 The whole suite runs on the Python of your environment (``scripts/test``). Here,
 the core (the client, the bulk engine, the sync facade, the emulator) runs on the
 oldest and the newest Python that ``requires-python`` admits, each in its own
-virtualenv with only the SDK, its ``server`` and ``fast`` extras and the test tools:
+virtualenv with only the SDK, its ``server``, ``fast`` and ``arrow`` extras and the test tools:
 what a user of that Python installs. The CLI, Spark, chaos, packaging and
 benchmark tests stay on one Python; they exercise the same core.
 """
@@ -30,5 +30,5 @@ def _core_tests() -> list[str]:
 @nox.session(python=["3.10", "3.13"])
 def core(session: nox.Session) -> None:
     """pytest over the core tests, on asyncio and trio."""
-    session.install("--disable-pip-version-check", "-q", ".[server,fast,test]")
+    session.install("--disable-pip-version-check", "-q", ".[server,fast,arrow,test]")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *_core_tests())
