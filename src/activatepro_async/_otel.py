@@ -114,7 +114,10 @@ class Tracing:
 
     def use(self, span: Span) -> Any:
         """``span`` as the current one (a transport's own instrumentation nests under it)."""
-        return self._trace.use_span(span, end_on_exit=False)
+        # Not recorded as an event: an exception's message and stack are not ours to ship.
+        return self._trace.use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
 
     def fail(self, span: Span, kind: str) -> None:
         span.set_attribute("error.type", kind)
