@@ -36,7 +36,7 @@ async def test_a_refused_connection_says_refused_and_not_sent(
 def test_the_sync_client_says_refused_too() -> None:
     with (
         Client(API_KEY, base_url=closed_port_url(), max_retries=0) as client,
-        pytest.raises(APIConnectionError, match="was not sent: cannot connect to .*refused"),
+        pytest.raises(APIConnectionError, match=r"was not sent: cannot connect to .*refused"),
     ):
         client.get_user("42")
 

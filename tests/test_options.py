@@ -102,9 +102,7 @@ def test_headers_the_sdk_sets_itself_are_refused(name: str) -> None:
         ([("X-A", "1")], "must be a mapping"),
     ],
 )
-def test_headers_that_cannot_be_sent_are_refused_when_given(
-    headers: object, message: str
-) -> None:
+def test_headers_that_cannot_be_sent_are_refused_when_given(headers: object, message: str) -> None:
     for make in (
         lambda: AsyncClient(API_KEY, default_headers=headers),  # type: ignore[arg-type]
         lambda: Client(API_KEY, default_headers=headers),  # type: ignore[arg-type]
@@ -296,7 +294,9 @@ async def _no_sleep(seconds: float) -> None:
 
 def test_closing_a_sync_copy_never_closes_the_original(backend: str) -> None:
     recorder = Recorder(OK_USER)
-    client = Client(API_KEY, base_url="https://x.test", transport=recorder.transport, backend=backend)
+    client = Client(
+        API_KEY, base_url="https://x.test", transport=recorder.transport, backend=backend
+    )
     with client.with_options(timeout=3) as copy:
         copy.get_user("42")
     copy.close()

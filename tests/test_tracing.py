@@ -48,7 +48,9 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
     provider.shutdown()
 
 
-def make(recorder: Recorder, provider: TracerProvider, fake_time: FakeTime, **kw: Any) -> AsyncClient:
+def make(
+    recorder: Recorder, provider: TracerProvider, fake_time: FakeTime, **kw: Any
+) -> AsyncClient:
     retry = RetryPolicy(jitter=None, sleep=fake_time.sleep, clock=fake_time.clock)
     return AsyncClient(
         KEY,
@@ -310,7 +312,8 @@ from activatepro_async import AsyncClient, ConfigurationError
 from activatepro_async import _otel
 
 async def main():
-    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"id": "1", "email": "a@b.c"}))
+    user = {"id": "1", "email": "a@b.c"}
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=user))
     async with AsyncClient("test-key", transport=transport) as client:
         assert client._tracing is None
         await client.get_user("1")

@@ -5,6 +5,8 @@
 ...     accepted = await client.upsert_user(User("42", "ada@example.com"))
 """
 
+from ._log import configure_from_environment as _configure_logging
+from ._options import NOT_GIVEN, NotGiven
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
 from .bulk import (
@@ -38,7 +40,10 @@ from .errors import (
 from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
 from .sync import Client
 
+_configure_logging()
+
 __all__ = [
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -57,6 +62,7 @@ __all__ = [
     "ErrorCode",
     "FailedChunk",
     "NotFoundError",
+    "NotGiven",
     "PermissionDeniedError",
     "RateLimitError",
     "RejectedUser",

@@ -27,7 +27,6 @@ import httpx
 from ._engine import run_bulk
 from ._options import (
     NOT_GIVEN,
-    SDK_USER_AGENT,
     NotGiven,
     RedactedHeaders,
     check_headers,
@@ -535,7 +534,7 @@ class AsyncClient:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None | NotGiven = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry: RetryPolicy | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,

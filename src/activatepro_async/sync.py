@@ -388,7 +388,7 @@ class Client:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None | NotGiven = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry: RetryPolicy | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
@@ -402,31 +402,23 @@ class Client:
 
         >>> patient = client.with_options(timeout=120, max_retries=10)
         """
-        given = {
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "retry": retry,
-            "default_headers": default_headers,
-        }
         # Checked here, as AsyncClient.with_options would, so a bad one fails where it is made.
         options = dict(self._options)
-        for name, value in given.items():
-            if isinstance(value, NotGiven):
-                continue
-            if name == "default_headers":
-                value = merge_headers(options.get(name, {}), check_headers(value))
-            elif name == "timeout":
-                check_timeout(value)
-            elif name == "max_retries":
-                RetryPolicy(max_retries=value)
-            elif name == "retry":
-                if not isinstance(value, RetryPolicy):
-                    raise ConfigurationError(
-                        f"retry must be a RetryPolicy, got {type(value).__name__}"
-                    )
-                # As on AsyncClient: a policy given later replaces an earlier max_retries.
-                options.pop("max_retries", None)
-            options[name] = value
+        if not isinstance(timeout, NotGiven):
+            check_timeout(timeout)
+            options["timeout"] = timeout
+        if not isinstance(retry, NotGiven):
+            if not isinstance(retry, RetryPolicy):
+                raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+            # As on AsyncClient: a policy given later replaces an earlier max_retries.
+            options.pop("max_retries", None)
+            options["retry"] = retry
+        if not isinstance(max_retries, NotGiven):
+            RetryPolicy(max_retries=max_retries)  # its validator says what is wrong
+            options["max_retries"] = max_retries
+        if not isinstance(default_headers, NotGiven):
+            headers = check_headers(default_headers)
+            options["default_headers"] = merge_headers(options.get("default_headers", {}), headers)
         clone = copy.copy(self)
         clone._options = options
         # The copy's close() does nothing; it holds the original, whose collection
