@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -338,3 +339,32 @@ def test_with_the_api_only_spans_cost_nothing_to_set_up() -> None:
     span = client._tracing.start_try("GET", "/users/{id}", 1)
     assert not span.is_recording()
     span.end()
+
+
+class _Hang(httpx.AsyncBaseTransport):
+    """A server that never answers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_call_still_ends_its_spans(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with AsyncClient(
+        KEY, base_url=BASE, transport=_Hang(), tracer_provider=provider, timeout=None
+    ) as client:
+        with anyio.move_on_after(0.05):
+            await client.get_user("42")
+        with anyio.move_on_after(0.05):
+            await client.upsert_many([{"id": "1"}])
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert set(spans) == {"GET /users/{id}", "POST /users/batch", "activatepro upsert_many"}
+    for span in spans.values():
+        assert span.end_time is not None
+        assert "Cancel" in attrs_of(span)["error.type"], (
+            "asyncio's CancelledError, trio's Cancelled"
+        )
+        assert span.status.status_code is StatusCode.ERROR
