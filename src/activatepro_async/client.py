@@ -79,7 +79,14 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BATCH_ITEMS",
+    "MAX_URL_LENGTH",
+    "NOT_GIVEN",
+    "AsyncClient",
+    "NotGiven",
+]
 
 logger = logging.getLogger("activatepro_async")
 
