@@ -49,7 +49,7 @@ def test_columns_keep_their_names_unless_renamed_and_none_leaves_one_out() -> No
 def test_a_rename_of_a_column_the_source_lacks_is_refused_in_the_adapters_words(
     spelling: Spelling, option: str
 ) -> None:
-    message = f"{option} names column 'nope', which users.csv does not have (its columns: a, b)"
+    message = f"{option} names column 'nope', which users.csv does not have (its columns: 'a', 'b')"
     with pytest.raises(ValueError, match=exactly(message)):
         rules({"nope": "id"}, spelling=spelling).keys(["a", "b"], "users.csv")
 
@@ -94,7 +94,7 @@ def test_a_source_without_a_required_key_names_the_rename_that_gives_it(
     spelling: Spelling, fix: str
 ) -> None:
     message = (
-        "users.csv has no 'id' column (its columns: customer, email): "
+        "users.csv has no 'id' column (its columns: 'customer', 'email'): "
         f"name the one that holds it with {fix}"
     )
     with pytest.raises(ValueError, match=exactly(message)):

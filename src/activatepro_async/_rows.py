@@ -276,7 +276,8 @@ class RowRules:
         ``source`` names the source in the messages (``users.csv``, ``the DataFrame``).
         """
         spelling = self.spelling
-        listed = ", ".join(columns)
+        # Quoted, so that a header split at the wrong delimiter shows as one column.
+        listed = ", ".join(map(repr, columns))
         unknown = [column for column in self.renames if column not in columns]
         if unknown:
             names = ", ".join(map(repr, unknown))

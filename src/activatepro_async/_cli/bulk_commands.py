@@ -126,8 +126,13 @@ def _bulk_command(
             source.prepare()
             if source.header is not None:
                 plan.check_header(source.header, source.name)
-        except (InputError, ValueError) as exc:
+        except InputError as exc:
             raise UsageProblem(str(exc)) from None
+        except ValueError as exc:
+            # A header split at the wrong delimiter names columns the file does
+            # not have: say how it was split, so --map and the fix agree.
+            hint = source.delimiter_hint()
+            raise UsageProblem(f"{exc}; {hint}" if hint else str(exc)) from None
         opened = None
         if journal is not None:
             try:
@@ -143,7 +148,7 @@ def _bulk_command(
                         "base_url": client.base_url if client is not None else None,
                     },
                 )
-            except (JournalError, OSError) as exc:
+            except (JournalError, InputError, OSError) as exc:
                 raise UsageProblem(str(exc)) from None
             stack.callback(opened.close)
         summary = run_with_display(
