@@ -207,12 +207,12 @@ def print_summary(
         (f"  {summary.rate:,.0f} {unit}/s", "bold cyan"),
     )
     console.print(head)
+    if summary.reading is not None:
+        console.print(Text(f"read as {_reading_text(summary.reading)}", style="dim"))
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
     table.add_column()
-    if summary.reading is not None:
-        table.add_row("read as", "", _reading_text(summary.reading))
     if summary.skipped:
         table.add_row("skipped", _count(summary.skipped), "settled by earlier runs (journal)")
     if summary.dry_run:
