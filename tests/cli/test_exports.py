@@ -124,9 +124,9 @@ def gz(path: Path, text: str) -> str:
 
 
 def test_gzip_csv_and_jsonl_are_read_transparently(
-    invoke: Invoke, emulator: Emulator, tmp_path: Path
+    invoke: Invoke, emulator: Emulator, tmp_path: Path, backend: str
 ) -> None:
-    result = invoke("import", gz(tmp_path / "u.csv.gz", export(";")), "--json")
+    result = invoke("import", gz(tmp_path / "u.csv.gz", export(";")), "--json", backend=backend)
     assert result.exit_code == 0, result.output
     assert summary(result)["read_as"]["compression"] == "gzip"
     jsonl = '{"id": "j1", "email": "j1@example.com"}\n{"id": "j2", "email": "j2@example.com"}\n'
@@ -193,17 +193,19 @@ def test_a_cut_short_compressed_file_is_an_error_naming_the_line_not_a_quiet_end
 
 
 def test_a_gzip_run_resumes_from_its_journal(
-    invoke: Invoke, emulator: Emulator, tmp_path: Path
+    invoke: Invoke, emulator: Emulator, tmp_path: Path, backend: str
 ) -> None:
     # The journal's chunks name lines of the text; the identity must count
     # those, not the newline bytes of the compressed file.
     text = "id,email\n" + "".join(f"u{i},u{i}@example.com\n" for i in range(2500))
     path = gz(tmp_path / "u.csv.gz", text)
     journal = str(tmp_path / "u.journal")
-    first = invoke("import", path, "--journal", journal, "--chunk-size", "100", "--json")
+    first = invoke(
+        "import", path, "--journal", journal, "--chunk-size", "100", "--json", backend=backend
+    )
     assert first.exit_code == 0, first.output
     sent = len(emulator.requests)
-    again = invoke("import", path, "--journal", journal, "--json")
+    again = invoke("import", path, "--journal", journal, "--json", backend=backend)
     assert again.exit_code == 0, again.output
     data = summary(again)
     assert (data["skipped"], data["accepted"], data["journal"]["resumed"]) == (2500, 2500, True)
