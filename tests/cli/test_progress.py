@@ -75,3 +75,18 @@ def test_without_a_known_size_there_is_no_percentage_or_eta() -> None:
     assert "10 rows/s" in text
     assert "%" not in text
     assert "ETA" not in text
+
+
+def test_while_processing_the_bar_follows_the_tracking_ids() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80, color_system=None)
+    state = Summary("upsert", "export.csv", rows=10, sent=10, accepted=10)
+    state.tracked, state.tracking_total = 3, 10
+    live = LiveProgress("importing", enabled=True, console=console)
+    live.phase("processing")
+    live.update(state, Source())  # type: ignore[arg-type]
+    console.print(live)
+    bar, counts = _ANSI.sub("", out.getvalue()).splitlines()
+    assert bar.startswith("⠋ processing ")
+    assert " 30% " in bar
+    assert counts.strip().startswith("tracking ids done 3/10 · accepted 10")

@@ -102,8 +102,8 @@ class LiveProgress:
         total = source.total_bytes
         fraction: float | None = None
         read_share = 0.0
-        if processing:
-            fraction = 1.0
+        if processing:  # the share of tracking ids followed to PROCESSED
+            fraction = summary.tracked / summary.tracking_total if summary.tracking_total else 1.0
         elif total:
             # The share of the file read, scaled by the share of its rows settled.
             read_share = min(1.0, source.bytes_read / total)
