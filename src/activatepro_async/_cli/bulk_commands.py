@@ -28,16 +28,21 @@ from .options import (
 
 __all__ = ["COMMANDS"]
 
-_file_options = stacked(
+#: Reading FILE: the same for every file-driven command.
+_input_options = stacked(
     click.option(
         "--format",
         "fmt",
         type=click.Choice(["csv", "jsonl", "lines", "parquet"]),
         help="What FILE holds (default: from its extension: .csv .tsv .jsonl .ndjson .txt "
-        ".parquet).",
+        ".parquet; the text formats also as .gz or .zst).",
     ),
     click.option("--encoding", default="utf-8", show_default=True, help="FILE's text encoding."),
-    click.option("--delimiter", help="The CSV delimiter (default: , and tab for .tsv)."),
+    click.option(
+        "--delimiter",
+        help="The CSV delimiter (default: detected from the first lines: , ; tab or |; "
+        "if they do not tell, a comma, or tab for .tsv).",
+    ),
     click.option(
         "--reader",
         type=click.Choice(["auto", "stdlib"]),
@@ -46,6 +51,39 @@ _file_options = stacked(
         help="auto: a Parquet file's record batches go to the bulk engine as they are "
         "(the arrow extra); stdlib: a dict per row, as for CSV (the same result, slower).",
     ),
+)
+
+
+def _sending_options(unit: str, stored: str) -> Any:
+    """How the rows are sent and what a run shows; ``unit`` names what a batch holds."""
+    return stacked(
+        api_options,
+        chunk_size_option(f"{unit} per batch request."),
+        concurrency_option("Batch requests in flight at most (lowered on 429/503)."),
+        click.option("--wait", is_flag=True, help="Poll every tracking id until PROCESSED."),
+        click.option(
+            "--wait-timeout",
+            default=300.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Seconds to wait for each tracking id.",
+        ),
+        click.option(
+            "--dry-run", is_flag=True, help="Read and check every row locally; send nothing."
+        ),
+        rejects_option(f"Write every row not {stored}, its line number and errors, as JSON Lines."),
+        click.option(
+            "--journal",
+            type=click.Path(dir_okay=False),
+            help="Record accepted chunks here; a rerun with the same file skips them.",
+        ),
+        output_options,
+    )
+
+
+#: The options of ``import`` (users: every key can be renamed and typed).
+_file_options = stacked(
+    _input_options,
     click.option(
         "--map",
         "maps",
@@ -62,25 +100,28 @@ _file_options = stacked(
         help="Convert KEY's values: string, integer, float, boolean, date[:FORMAT], "
         "datetime[:FORMAT], json. Repeatable.",
     ),
-    api_options,
-    chunk_size_option("Users per batch request."),
-    concurrency_option("Batch requests in flight at most (lowered on 429/503)."),
-    click.option("--wait", is_flag=True, help="Poll every tracking id until PROCESSED."),
+    _sending_options("Users", "stored"),
+)
+
+#: The options of ``delete``: it sends ids only, so only the id is mapped and typed.
+_delete_options = stacked(
+    _input_options,
     click.option(
-        "--wait-timeout",
-        default=300.0,
-        show_default=True,
-        type=click.FloatRange(min=0),
-        help="Seconds to wait for each tracking id.",
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="COLUMN=id",
+        help="Take the ids from COLUMN (CSV or JSON Lines without an id column or key).",
     ),
-    click.option("--dry-run", is_flag=True, help="Read and check every row locally; send nothing."),
-    rejects_option("Write every row not stored, its line number and errors, as JSON Lines."),
     click.option(
-        "--journal",
-        type=click.Path(dir_okay=False),
-        help="Record accepted chunks here; a rerun with the same file skips them.",
+        "--type",
+        "types",
+        multiple=True,
+        metavar="id=string",
+        help="id=string sends numeric ids (JSON Lines) as text. Types of other keys are "
+        "ignored, so one set of options serves import and delete.",
     ),
-    output_options,
+    _sending_options("Ids", "deleted"),
 )
 
 
@@ -136,8 +177,13 @@ def _bulk_command(
             source.prepare()
             if source.header is not None:
                 plan.check_header(source.header, source.name)
-        except (InputError, ValueError) as exc:
+        except InputError as exc:
             raise UsageProblem(str(exc)) from None
+        except ValueError as exc:
+            # A header split at the wrong delimiter names columns the file does
+            # not have: say how it was split, so --map and the fix agree.
+            hint = source.delimiter_hint()
+            raise UsageProblem(f"{exc}; {hint}" if hint else str(exc)) from None
         opened = None
         if journal is not None:
             try:
@@ -157,7 +203,7 @@ def _bulk_command(
                         "base_url": client.base_url if client is not None else None,
                     },
                 )
-            except (JournalError, OSError) as exc:
+            except (JournalError, InputError, OSError) as exc:
                 raise UsageProblem(str(exc)) from None
             stack.callback(opened.close)
         summary = run_with_display(
@@ -212,7 +258,7 @@ def import_(file: str, **options: Any) -> None:
 
 @click.command(short_help="Delete the users whose ids a file holds.")
 @click.argument("file")
-@_file_options
+@_delete_options
 def delete(file: str, **options: Any) -> None:
     """Delete the users whose ids FILE holds (CSV, JSON Lines, Parquet; or one id a line).
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -54,7 +54,11 @@ _READ_BATCH = 1000
 
 
 class RowSource(Protocol):
-    """What the run reads: rows, and how far it got (for the progress bar)."""
+    """What the run reads: rows, and how far it got (for the progress bar).
+
+    A source may also have ``reading``, a dict that says how it was read
+    (format, CSV dialect, compression): the summary shows it.
+    """
 
     name: str
     bytes_read: int
@@ -143,11 +147,24 @@ class Summary:
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
     stopped_by: str | None = None
+    #: How the input was read (the source's ``reading``): format, delimiter, compression.
+    reading: dict[str, Any] | None = None
+    #: Rows whose id an earlier row of this run had, and the lines of the first few.
+    duplicate_rows: int = 0
+    duplicate_lines: list[int] = attrs.field(factory=list)
+
+    #: How many lines of repeated ids the summary names.
+    DUPLICATE_LINES_SHOWN: ClassVar[int] = 5
 
     @property
     def processing_errors(self) -> int:
         """Users the API accepted but could not apply (e.g. an email taken in that BU)."""
         return 0 if self.tracking is None else self.tracking.get("processing_errors", 0)
+
+    @property
+    def stored(self) -> int | None:
+        """Users processed and stored (deleted, for a delete); None unless followed (``--wait``)."""
+        return None if self.tracking is None else self.tracking.get("success", 0)
 
     @property
     def ok(self) -> bool:
@@ -191,6 +208,7 @@ class Summary:
             "rejected": self.rejected,
             "valid": self.valid if self.dry_run else None,
             "failed": self.failed,
+            # Errors, not rows: a rejected row may have several.
             "rejected_by_reason": dict(self.reasons.most_common()),
             "failed_chunks": self.failed_chunks,
             "chunks": self.chunks,
@@ -199,6 +217,10 @@ class Summary:
             "elapsed_s": round(self.elapsed, 3),
             "rows_per_s": round(self.rate, 1),
             "tracking": self.tracking,
+            ("deleted" if self.operation == "delete" else "stored"): self.stored,
+            "failed_at_processing": None if self.tracking is None else self.processing_errors,
+            "duplicate_ids": {"rows": self.duplicate_rows, "lines": self.duplicate_lines},
+            "read_as": self.reading,
             "tracking_not_followed": len(self.tracking_failures),
             "tracking_expired": self.tracking_expired,
             "rejects_file": self.rejects_file,
@@ -242,6 +264,12 @@ class _Run:
         self.progress = progress
         self.summary = Summary(options.operation, source.name, dry_run=options.dry_run)
         self.summary.rejects_file = rejects.path
+        self.summary.reading = getattr(source, "reading", None)
+        # The ids seen so far, as their 64-bit str hashes (about 70 bytes each
+        # in a set, a third less than the ids): enough to count repeats, which
+        # the API merges into one user. A collision (odds about n**2 / 2**65)
+        # would only miscount a repeat; nothing is dropped on it.
+        self.seen_ids: set[int] = set()
         self.summary.concurrency = options.concurrency
         self.summary.max_concurrency = options.concurrency
         self.summary.lowest_concurrency = options.concurrency
@@ -286,10 +314,22 @@ class _Run:
             stage = "dry-run" if self.options.dry_run else "local"
             self.reject(row, user_id if isinstance(user_id, str) else None, stage, problems)
             return None
+        self.count_repeat(user_id, row.line)
         if self.options.dry_run:
             summary.valid += 1
             return None
         return item
+
+    def count_repeat(self, user_id: str, line: int) -> None:
+        """Count a row whose id an earlier row of the run had."""
+        seen = self.seen_ids
+        before = len(seen)
+        seen.add(hash(user_id))
+        if len(seen) == before:
+            summary = self.summary
+            summary.duplicate_rows += 1
+            if len(summary.duplicate_lines) < summary.DUPLICATE_LINES_SHOWN:
+                summary.duplicate_lines.append(line)
 
     def reject(
         self,
