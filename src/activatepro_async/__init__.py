@@ -35,6 +35,7 @@ from .errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from .incremental import DeleteGuardError, SyncResult, SyncStateError
 from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
 from .sync import Client
 
@@ -54,6 +55,7 @@ __all__ = [
     "ChunkOutcome",
     "Client",
     "ConfigurationError",
+    "DeleteGuardError",
     "ErrorCode",
     "FailedChunk",
     "NotFoundError",
@@ -64,6 +66,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Stage",
+    "SyncResult",
+    "SyncStateError",
     "TrackingFailure",
     "TrackingStatus",
     "TrackingTimeoutError",

@@ -2,7 +2,8 @@
 
 Each family lives in its own module of :mod:`activatepro_async._cli`:
 ``import`` and ``delete`` (the file-driven runs), ``get``, ``find`` and
-``track`` (the lookups), ``demo``, and ``serve`` (the emulator on a real port).
+``track`` (the lookups), ``sync`` (only what changed, with a state file),
+``demo``, and ``serve`` (the emulator on a real port).
 
 The command needs click (``pip install 'activatepro-async[server]'``, or the
 ``cli`` extra for everything but ``serve``).
@@ -35,6 +36,7 @@ FAMILIES = {
     "track": "lookup_commands",
     "demo": "demo_command",
     "serve": "serve_command",
+    "sync": "sync_command",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,9 +26,14 @@ from .options import (
     stacked,
 )
 
-__all__ = ["COMMANDS"]
+if TYPE_CHECKING:
+    from .mapping import ColumnPlan
+    from .readers import Source
 
-_file_options = stacked(
+__all__ = ["COMMANDS", "column_plan", "input_options", "open_input", "same_path"]
+
+#: What FILE is and how its rows become users (import, delete and sync).
+input_options = stacked(
     click.option(
         "--format",
         "fmt",
@@ -53,6 +58,10 @@ _file_options = stacked(
         help="Convert KEY's values: string, integer, float, boolean, date[:FORMAT], "
         "datetime[:FORMAT], json. Repeatable.",
     ),
+)
+
+_file_options = stacked(
+    input_options,
     api_options,
     chunk_size_option("Users per batch request."),
     concurrency_option("Batch requests in flight at most (lowered on 429/503)."),
@@ -99,35 +108,20 @@ def _bulk_command(
     need("rich")
     from .engine import RunOptions
     from .journal import Journal, JournalError, file_identity
-    from .mapping import ColumnPlan, parse_maps, parse_types
-    from .readers import InputError, open_source
 
-    try:
-        plan = ColumnPlan(parse_maps(maps), parse_types(types), operation=operation)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
+    plan = column_plan(maps, types, operation)
     if journal is not None and dry_run:
         raise UsageProblem("--dry-run sends nothing and keeps no journal: leave out --journal")
     if journal is not None and file == "-":
         raise UsageProblem(
             "--journal needs a file, not stdin: a rerun must read the same rows again"
         )
-    if journal is not None and rejects is not None and _same_path(journal, rejects):
+    if journal is not None and rejects is not None and same_path(journal, rejects):
         # The rejects file is rewritten by every run: it would wipe the journal.
         raise UsageProblem("--journal and --rejects name the same file: pass two different files")
     client = None if dry_run else make_client(api_key, base_url)
-    try:
-        source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
-    except InputError as exc:
-        raise UsageProblem(str(exc)) from None
     with contextlib.ExitStack() as stack:
-        stack.callback(source.close)
-        try:
-            source.prepare()
-            if source.header is not None:
-                plan.check_header(source.header, source.name)
-        except (InputError, ValueError) as exc:
-            raise UsageProblem(str(exc)) from None
+        source = open_input(stack, file, fmt, encoding, delimiter, plan)
         opened = None
         if journal is not None:
             try:
@@ -167,7 +161,42 @@ def _bulk_command(
     click.get_current_context().exit(summary.exit_code)
 
 
-def _same_path(a: str, b: str) -> bool:
+def column_plan(maps: tuple[str, ...], types: tuple[str, ...], operation: str) -> ColumnPlan:
+    """The plan of ``--map`` and ``--type``; a bad option is a :class:`UsageProblem`."""
+    from .mapping import ColumnPlan, parse_maps, parse_types
+
+    try:
+        return ColumnPlan(parse_maps(maps), parse_types(types), operation=operation)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def open_input(
+    stack: contextlib.ExitStack,
+    file: str,
+    fmt: str | None,
+    encoding: str,
+    delimiter: str | None,
+    plan: ColumnPlan,
+) -> Source:
+    """FILE opened (closed by ``stack``), its header read and checked against ``plan``."""
+    from .readers import InputError, open_source
+
+    try:
+        source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
+    except InputError as exc:
+        raise UsageProblem(str(exc)) from None
+    stack.callback(source.close)
+    try:
+        source.prepare()
+        if source.header is not None:
+            plan.check_header(source.header, source.name)
+    except (InputError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+    return source
+
+
+def same_path(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist yet

@@ -72,6 +72,35 @@ class Progress(Protocol):
     def phase(self, text: str) -> None: ...
 
 
+class Stage(Protocol):
+    """What a run may add between its rows and the bulk run: the sync's choice and state.
+
+    :class:`~activatepro_async.incremental.Syncer` is the one there is
+    (``activatepro sync``): it leaves out the unchanged rows, hears every
+    chunk's outcome, and confirms (and deletes) once the sending is done.
+    """
+
+    unchanged: int
+
+    def select(
+        self, items: AsyncIterator[tuple[Any, SourceRow]], complete: Callable[[], bool]
+    ) -> AsyncIterator[tuple[Any, SourceRow]]: ...
+
+    def on_chunk(self, outcome: ChunkOutcome) -> None: ...
+
+    async def finish(
+        self,
+        client: AsyncClient,
+        *,
+        complete: bool,
+        chunk_size: int,
+        concurrency: int,
+        timeout: float,
+    ) -> BulkResult | None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
 class StopRun(Exception):
     """The run had to stop early for a reason the user must fix (exit 2)."""
 
@@ -106,9 +135,9 @@ class RunOptions:
 class Summary:
     """What a run did with every row: the counts the summary and ``--json`` show.
 
-    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)``
-    where ``accepted`` and ``rejected`` include what earlier runs of a journal
-    settled (``skipped`` rows).
+    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)
+    (+ unchanged on a sync)`` where ``accepted`` and ``rejected`` include what
+    earlier runs of a journal settled (``skipped`` rows).
     """
 
     operation: str
@@ -140,6 +169,10 @@ class Summary:
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
     stopped_by: str | None = None
+    #: Rows a sync did not send: their hash is the one the API confirmed.
+    unchanged: int = 0
+    #: A sync's counts (new, changed, unchanged, sent, confirmed, ...); None for an import.
+    sync: dict[str, int] | None = None
 
     @property
     def processing_errors(self) -> int:
@@ -155,6 +188,7 @@ class Summary:
             or self.processing_errors
             or self.tracking_failures
             or self.stopped_by
+            or (self.sync is not None and (self.sync["unconfirmed"] or self.sync["not_deleted"]))
         )
 
     @property
@@ -165,7 +199,7 @@ class Summary:
     @property
     def done(self) -> int:
         """Rows settled so far: accepted, rejected, failed (or valid on a dry run)."""
-        return self.accepted + self.rejected + self.failed + self.valid
+        return self.accepted + self.rejected + self.failed + self.valid + self.unchanged
 
     @property
     def rate(self) -> float:
@@ -175,8 +209,9 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary (``--json``)."""
+        command = self.operation if self.operation != "upsert" else "import"
         return {
-            "command": self.operation if self.operation != "upsert" else "import",
+            "command": "sync" if self.sync is not None else command,
             "input": self.input,
             "dry_run": self.dry_run,
             "ok": self.ok,
@@ -201,6 +236,7 @@ class Summary:
             "rejects_file": self.rejects_file,
             "journal": self.journal,
             "stopped_by": self.stopped_by,
+            "sync": self.sync,
         }
 
 
@@ -229,8 +265,10 @@ class _Run:
         journal: Journal | None,
         rejects: RejectsWriter,
         progress: Progress,
+        stage: Stage | None = None,
     ) -> None:
         self.client = client
+        self.stage = stage
         self.source = source
         self.plan = plan
         self.options = options
@@ -302,7 +340,21 @@ class _Run:
         self.unwritten_rows += 1
 
     async def items(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[Any]:
-        """The items to send, one per row not settled locally; stops when sending must."""
+        """The items to send, one per row not settled locally (nor left out by the stage)."""
+        pairs = self.pairs(rows)
+        if self.stage is not None:
+            pairs = self.stage.select(pairs, self.read_whole)
+        async for item, row in pairs:
+            self.sent[self.summary.sent] = row
+            self.summary.sent += 1
+            yield item
+
+    def read_whole(self) -> bool:
+        """Whether the input was read to its end (not cut by an error, nor by a down API)."""
+        return self.input_error is None and self.api_down is None
+
+    async def pairs(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[tuple[Any, SourceRow]]:
+        """Each row not settled locally, with its item; stops when sending must."""
         read = 0
         while True:
             try:
@@ -325,11 +377,11 @@ class _Run:
             item = self.settle_locally(row)
             read += 1
             if read % 256 == 0:
+                if self.stage is not None:
+                    self.summary.unchanged = self.stage.unchanged
                 self.progress.update(self.summary, self.source)
             if item is not None:
-                self.sent[self.summary.sent] = row
-                self.summary.sent += 1
-                yield item
+                yield item, row
             elif self.unwritten_rows >= self.options.journal_rows:
                 self.write()
 
@@ -338,6 +390,8 @@ class _Run:
     def on_chunk(self, outcome: ChunkOutcome) -> None:
         """Account for settled rows: counts, rejects, the journal (the bulk engine's hook)."""
         summary = self.summary
+        if self.stage is not None:
+            self.stage.on_chunk(outcome)
         rows = [self.sent.pop(p) for p in outcome.positions]
         by_position = dict(zip(outcome.positions, rows, strict=True))
         for user in outcome.rejected:
@@ -459,9 +513,12 @@ class _Run:
             # Also on Ctrl-C or a 401: what was settled is written (no await here).
             self.write()
             await rows.aclose()
+        if self.stage is not None and self.client is not None:
+            # Also after a broken input: what the API took is confirmed (nothing deleted).
+            await self.finish_stage(self.stage, self.client)
         if self.input_error is not None:
             raise self.input_error
-        if self.options.wait and self.client is not None and self.tracking:
+        if self.stage is None and self.options.wait and self.client is not None and self.tracking:
             self.progress.phase("processing")
             await self.wait_all(self.client)
         summary.elapsed = time.perf_counter() - summary.started
@@ -473,6 +530,26 @@ class _Run:
             }
         self.progress.update(summary, self.source)
         return summary
+
+    async def finish_stage(self, stage: Stage, client: AsyncClient) -> None:
+        """The stage's end: the sync confirms what the API processed, then deletes."""
+        summary = self.summary
+        summary.unchanged = stage.unchanged
+        self.progress.phase("processing")
+        try:
+            deletes = await stage.finish(
+                client,
+                complete=self.read_whole() and summary.stopped_by is None,
+                chunk_size=self.options.chunk_size,
+                concurrency=self.options.concurrency,
+                timeout=self.options.wait_timeout,
+            )
+        except ActivateProError as exc:  # the delete guard, an unwritable state
+            raise StopRun(str(exc)) from None
+        if deletes is not None:
+            summary.retries += deletes.retries
+            summary.chunks += deletes.chunks
+        summary.sync = stage.counts()
 
     async def wait_all(self, client: AsyncClient) -> None:
         """Poll every tracking id with the bulk engine's poller; add up the server's counts."""
@@ -530,6 +607,7 @@ async def run(
     rejects: RejectsWriter | None = None,
     progress: Progress | None = None,
     on_summary: Callable[[Summary], None] | None = None,
+    stage: Stage | None = None,
 ) -> Summary:
     """Import (or delete) every row of ``source``; ``client`` may be None on a dry run.
 
@@ -545,6 +623,7 @@ async def run(
         journal=journal,
         rejects=rejects if rejects is not None else RejectsWriter(None),
         progress=progress if progress is not None else _NoProgress(),
+        stage=stage,
     )
     if on_summary is not None:
         on_summary(the_run.summary)
