@@ -227,22 +227,26 @@ class Syncer(Generic[_P]):
         ids deleted, or the guard applied.
         """
         held: list[tuple[Any, str | None, bytes | None, _P]] = []
-        async for item, payload in items:
-            chosen = self.classify(item)
-            if chosen is None:
-                continue
-            if self.hold:
-                held.append((*chosen, payload))
-                continue
-            yield self._send(chosen), payload
-        if not self.hold:
-            return
-        if complete():
+        broken: Exception | None = None
+        try:
+            async for item, payload in items:
+                chosen = self.classify(item)
+                if chosen is None:
+                    continue
+                if self.hold:
+                    held.append((*chosen, payload))
+                    continue
+                yield self._send(chosen), payload
+        except Exception as exc:  # as upsert_many does: send what was read, then raise
+            broken = exc
+        if self.hold and broken is None and complete():
             self.refused = self.check_guard()
             if self.refused is not None:
                 return  # nothing sent: finish() raises it
         for wire, uid, digest, payload in held:
             yield self._send((wire, uid, digest)), payload
+        if broken is not None:
+            raise broken
 
     def _send(self, chosen: tuple[Any, str | None, bytes | None]) -> Any:
         item, uid, digest = chosen
