@@ -55,7 +55,8 @@ def test_first_run_sends_all_then_unchanged_sends_nothing_then_a_change_alone(
     first = run_sync(invoke, csv, state, backend=backend)
     assert first.exit_code == 0, first.output
     data = summary(first)
-    assert data["command"] == "sync" and data["ok"] is True
+    assert data["command"] == "sync"
+    assert data["ok"] is True
     assert data["sync"] == {
         "new": 35, "changed": 0, "unchanged": 0, "sent": 35, "confirmed": 35,
         "unconfirmed": 0, "missing": 0, "deleted": 0, "not_deleted": 0,
@@ -75,9 +76,7 @@ def test_first_run_sends_all_then_unchanged_sends_nothing_then_a_change_alone(
     assert (summary(changed)["sync"]["changed"], summary(changed)["sync"]["confirmed"]) == (1, 1)
 
 
-def test_the_text_summary_shows_the_sync_counts(
-    invoke: Invoke, tmp_path: Path
-) -> None:
+def test_the_text_summary_shows_the_sync_counts(invoke: Invoke, tmp_path: Path) -> None:
     state = tmp_path / "crm.sync"
     csv = export(tmp_path / "crm.csv", 12)
     invoke("sync", csv, "--state", str(state), *MAP)
@@ -112,7 +111,8 @@ def test_rejected_rows_go_to_the_rejects_file_and_are_not_confirmed(
     result = run_sync(invoke, csv, state, "--rejects", str(rejects))
     assert result.exit_code == 1
     assert [(r["line"], r["id"], r["stage"]) for r in read_jsonl(rejects)] == [(8, "c6", "api")]
-    assert "c6" not in rows(state) and len(rows(state)) == 19
+    assert "c6" not in rows(state)
+    assert len(rows(state)) == 19
     before = len(emulator.requests)
     again = run_sync(invoke, csv, state, "--rejects", str(rejects))
     assert posted(emulator, before) == [["c6"]]
@@ -134,7 +134,8 @@ def test_delete_missing_deletes_exactly_the_missing_ids(
     assert result.exit_code == 0, result.output
     assert posted(emulator, before) == [["c3", "c33"]]
     assert (summary(result)["sync"]["missing"], summary(result)["sync"]["deleted"]) == (2, 2)
-    assert "c3" not in emulator.users and "c33" not in emulator.users
+    assert "c3" not in emulator.users
+    assert "c33" not in emulator.users
     assert "someone-else" in emulator.users
     assert set(rows(state)) == {f"c{i}" for i in range(40)} - {"c3", "c33"}
 
@@ -212,9 +213,11 @@ def test_usage_mistakes_are_one_line(invoke: Invoke, tmp_path: Path) -> None:
         invoke("sync", csv, "--state", state, "--rejects", state), "name the same file"
     )
     directory = invoke("sync", csv, "--state", str(tmp_path))  # click's own check
-    assert directory.exit_code == 2 and "is a directory" in directory.output
+    assert directory.exit_code == 2
+    assert "is a directory" in directory.output
     missing = invoke("sync", csv)
-    assert missing.exit_code == 2 and "--state" in missing.output
+    assert missing.exit_code == 2
+    assert "--state" in missing.output
     assert not Path(state).exists()
 
 

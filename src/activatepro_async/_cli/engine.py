@@ -8,7 +8,10 @@ over the whole input. Its ``on_chunk`` hook says what became of each chunk
 (and of users it refused itself) as it happens: the run writes the rejects
 file and the journal from that alone, and the live counts too. With
 ``wait``, every tracking id (this run's and the journal's) is then polled to
-``PROCESSED`` by the bulk engine's poller.
+``PROCESSED`` by the bulk engine's poller. ``activatepro sync`` is this run
+with a :class:`Stage` (the SDK's :class:`~activatepro_async.incremental.Syncer`):
+it leaves out the unchanged rows, hears every outcome, and confirms the
+users the API processed (and deletes the missing ones) once the sending ends.
 
 Crash safety: a chunk is journaled only together with its rejects, rejects
 file first, then the journal line, so a kill at any moment loses no reject.
