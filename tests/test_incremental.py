@@ -266,6 +266,12 @@ def _tamper(path: str, sql: str) -> None:
         ("DROP TABLE meta", "tables differ"),
         ("INSERT INTO meta VALUES ('other', 'x')", "meta table"),
         ("PRAGMA user_version = 9", "layout version 9"),
+        ("PRAGMA application_id = 7", "another program's SQLite file"),
+        ("UPDATE meta SET value = 'not json'", "options this SDK cannot read"),
+        (
+            "INSERT INTO users VALUES (CAST(x'ff' AS TEXT), x'00000000000000000000000000000000')",
+            "damaged",
+        ),
     ],
 )
 async def test_a_damaged_state_is_refused(
@@ -365,3 +371,8 @@ def test_the_sync_facade_syncs_too(emulator: Emulator, tmp_path: Path, backend: 
         first = client.sync_users(users(12), state=path, chunk_size=5)
         again = client.sync_users(users(12, {0}), state=path, chunk_size=5)
     assert (first.confirmed, again.changed, again.unchanged) == (12, 1, 11)
+
+
+async def test_a_state_in_a_missing_folder_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    with pytest.raises(SyncStateError, match="cannot open the sync state"):
+        await sync(emulator, str(tmp_path / "nowhere" / "users.sync"), users(3))

@@ -792,9 +792,10 @@ class AsyncClient:
         *processed*, a hash of the wire form it confirmed. A user whose hash is
         the confirmed one is not sent (no request at all for an unchanged
         export); new and changed users go through one :meth:`upsert_many` run
-        (same ``chunk_size``, ``concurrency``, ``on_progress``; ``on_chunk``
-        outcomes carry input positions). Every tracking id is then polled to
-        ``PROCESSED`` (each for up to ``wait_timeout`` seconds): a user is
+        (same ``chunk_size``, ``concurrency``; ``on_chunk`` outcomes carry
+        input positions, while ``on_progress`` counts the users sent). Every
+        tracking id is then polled to ``PROCESSED`` (each for up to
+        ``wait_timeout`` seconds): a user is
         confirmed only when its batch took it (not named in a partial 400) and
         processed without errors; when a batch had processing errors none of
         its users is confirmed (the API counts errors, it does not name them)

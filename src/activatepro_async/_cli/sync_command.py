@@ -137,7 +137,7 @@ def sync(
                 operation="upsert",
                 chunk_size=chunk_size,
                 concurrency=concurrency,
-                wait=True,
+                wait=False,  # the stage polls: what it confirms needs PROCESSED
                 wait_timeout=wait_timeout,
             ),
             rejects=rejects,
