@@ -376,3 +376,18 @@ def test_the_sync_facade_syncs_too(emulator: Emulator, tmp_path: Path, backend: 
 async def test_a_state_in_a_missing_folder_is_refused(emulator: Emulator, tmp_path: Path) -> None:
     with pytest.raises(SyncStateError, match="cannot open the sync state"):
         await sync(emulator, str(tmp_path / "nowhere" / "users.sync"), users(3))
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_a_sync_over_a_real_socket_on_each_transport(
+    emulator: Emulator, state: str, kind: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .loopback import assert_picked, use_transport
+
+    use_transport(kind, anyio_backend, monkeypatch)
+    async with emulator.serve() as base_url, AsyncClient(KEY, base_url=base_url) as client:
+        first = await client.sync_users(users(30), state=state, chunk_size=10)
+        assert_picked(client, kind)
+        again = await client.sync_users(users(30, {2}), state=state, delete_missing=True)
+    assert (first.confirmed, again.changed, again.unchanged, again.confirmed) == (30, 1, 29, 1)
+    assert emulator.user("u2")["firstName"] == "B"  # type: ignore[index]
