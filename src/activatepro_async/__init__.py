@@ -38,6 +38,7 @@ from .errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from .incremental import DeleteGuardError, SyncResult, SyncStateError
 from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
 from .sync import Client
 
@@ -60,6 +61,7 @@ __all__ = [
     "ChunkOutcome",
     "Client",
     "ConfigurationError",
+    "DeleteGuardError",
     "ErrorCode",
     "FailedChunk",
     "NotFoundError",
@@ -71,6 +73,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Stage",
+    "SyncResult",
+    "SyncStateError",
     "TrackingFailure",
     "TrackingStatus",
     "TrackingTimeoutError",

@@ -146,9 +146,11 @@ def _non_finite_error() -> ValueError:
     )
 
 
-def _stdlib_encode(value: Any) -> bytes:
+def _stdlib_encode(value: Any, sort_keys: bool = False) -> bytes:
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+        )
     except ValueError:
         if has_non_finite(value):
             raise _non_finite_error() from None
@@ -156,11 +158,11 @@ def _stdlib_encode(value: Any) -> bytes:
     return text.encode()
 
 
-def encode_json_telling(value: Any) -> tuple[bytes, bool]:
+def encode_json_telling(value: Any, sort_keys: bool = False) -> tuple[bytes, bool]:
     """:func:`encode_json`, and whether orjson made the bytes (so it may take each part too)."""
     if _orjson is not None:
         try:
-            body: bytes = _orjson.dumps(value)
+            body: bytes = _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS if sort_keys else None)
         except TypeError:  # orjson.JSONEncodeError: let the standard library decide
             pass
         else:
@@ -169,12 +171,16 @@ def encode_json_telling(value: Any) -> tuple[bytes, bool]:
             if _find_null(body) is None or not has_non_finite(value):
                 return body, True
             raise _non_finite_error()
-    return _stdlib_encode(value), False
+    return _stdlib_encode(value, sort_keys), False
 
 
-def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry."""
-    return encode_json_telling(value)[0]
+def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry.
+
+    ``sort_keys`` sorts the keys of every object inside: one value, one text,
+    whatever the order its dicts were built in (the sync state hashes it).
+    """
+    return encode_json_telling(value, sort_keys)[0]
 
 
 def _refuse_constant(name: str) -> Any:

@@ -2,7 +2,8 @@
 
 Each family lives in its own module of :mod:`activatepro_async._cli`:
 ``import`` and ``delete`` (the file-driven runs), ``get``, ``find`` and
-``track`` (the lookups), ``demo``, and ``serve`` (the emulator on a real port).
+``track`` (the lookups), ``sync`` (only what changed, with a state file),
+``demo``, and ``serve`` (the emulator on a real port).
 
 Every command works with the ``cli`` extra: ``pip install 'activatepro-async[cli]'``.
 """
@@ -34,6 +35,7 @@ FAMILIES = {
     "track": "lookup_commands",
     "demo": "demo_command",
     "serve": "serve_command",
+    "sync": "sync_command",
 }
 
 

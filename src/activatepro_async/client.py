@@ -80,6 +80,8 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
+    from .incremental import SyncResult
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_BATCH_ITEMS",
@@ -897,6 +899,80 @@ class AsyncClient:
             result = await run_bulk(_BulkSender(self), items, operation=operation, **options)
             set_counts(span, result)
             return result
+
+    async def sync_users(
+        self,
+        users: Iterable[User | Mapping[str, Any]] | AsyncIterable[User | Mapping[str, Any]],
+        *,
+        state: str | os.PathLike[str],
+        options: Mapping[str, Any] | None = None,
+        delete_missing: bool = False,
+        max_delete: int | str = "10%",
+        chunk_size: int = MAX_BATCH_ITEMS,
+        concurrency: int = 8,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+        wait_timeout: float = 300.0,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        on_chunk: Callable[[ChunkOutcome], object] | None = None,
+        raise_on_failure: bool = True,
+    ) -> SyncResult:
+        r"""Send only the users that changed since the API last confirmed them.
+
+        Takes what :meth:`upsert_many` takes, plus ``state``: the path of an
+        SQLite file (created on first use) holding, per user the API has
+        *processed*, a hash of the wire form it confirmed. A user whose hash is
+        the confirmed one is not sent (no request at all for an unchanged
+        export); new and changed users go through one :meth:`upsert_many` run
+        (same ``chunk_size``, ``concurrency``; ``on_chunk`` outcomes carry
+        input positions, while ``on_progress`` counts the users sent). Every
+        tracking id is then polled to ``PROCESSED`` (each for up to
+        ``wait_timeout`` seconds): a user is
+        confirmed only when its batch took it (not named in a partial 400) and
+        processed without errors; when a batch had processing errors none of
+        its users is confirmed (the API counts errors, it does not name them)
+        and all are sent again by the next run, which is safe.
+
+        >>> result = await client.sync_users(read_export(), state="crm.sync")
+        >>> result.new, result.changed, result.unchanged, result.confirmed
+
+        ``delete_missing=True`` also deletes the users confirmed in the state
+        but absent from ``users`` (:meth:`delete_many`); they leave the state
+        once their delete is processed. The users to send are then held until
+        the whole input is read, and when more than ``max_delete`` would be
+        deleted (a count, or a percentage of the state: default ``"10%"``) the
+        run raises :class:`DeleteGuardError` before sending anything: an empty
+        or truncated export never wipes the audience. An input that breaks
+        midway deletes nothing.
+
+        The state is tied to this client's ``base_url`` and to ``options`` (any
+        JSON-able mapping describing how you build the users, e.g. your
+        mapping's version): another base URL or other options raise
+        :class:`SyncStateError`, as do a file that is not a state, a damaged
+        one, and one in use by another running sync. It changes only in SQLite
+        transactions: killed at any moment, the same call again converges.
+
+        Returns a :class:`SyncResult` with the counts and the
+        :class:`BulkResult`\ s; raises :class:`BulkError` when a user was
+        rejected, failed or not confirmed, unless ``raise_on_failure=False``
+        (the state is written first either way).
+        """
+        from .incremental import run_sync
+
+        return await run_sync(
+            self,
+            users,
+            state=state,
+            options=options,
+            delete_missing=delete_missing,
+            max_delete=max_delete,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            max_chunk_bytes=max_chunk_bytes,
+            wait_timeout=wait_timeout,
+            on_progress=on_progress,
+            on_chunk=on_chunk,
+            raise_on_failure=raise_on_failure,
+        )
 
     # -- the one request path ----------------------------------------------
 

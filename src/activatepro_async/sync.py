@@ -465,3 +465,5 @@ class Client:
     # read lazily on the client's thread; on_progress runs there too.
     upsert_many = _twin(AsyncClient.upsert_many)
     delete_many = _twin(AsyncClient.delete_many)
+    # The state file is opened, written and closed on the client's thread.
+    sync_users = _twin(AsyncClient.sync_users)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,10 +26,14 @@ from .options import (
     stacked,
 )
 
-__all__ = ["COMMANDS"]
+if TYPE_CHECKING:
+    from .mapping import ColumnPlan
+    from .readers import Source
 
-#: Reading FILE: the same for every file-driven command.
-_input_options = stacked(
+__all__ = ["COMMANDS", "column_plan", "input_options", "open_input", "same_path"]
+
+#: Reading FILE: the same for every file-driven command (import, delete, sync).
+_reading_options = stacked(
     click.option(
         "--format",
         "fmt",
@@ -43,14 +47,38 @@ _input_options = stacked(
         help="The CSV delimiter (default: detected from the first lines: , ; tab or |; "
         "if they do not tell, a comma, or tab for .tsv).",
     ),
+)
+
+#: What FILE is and how its rows become users (import and sync: every key can be
+#: renamed and typed).
+input_options = stacked(
+    _reading_options,
     click.option(
-        "--reader",
-        type=click.Choice(["auto", "stdlib"]),
-        default="auto",
-        show_default=True,
-        help="auto: a Parquet file's record batches go to the bulk engine as they are "
-        "(the arrow extra); stdlib: a dict per row, as for CSV (the same result, slower).",
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="COLUMN=KEY",
+        help="Send COLUMN as KEY (id, email, businessUnit or an attribute); "
+        "COLUMN= leaves it out. Repeatable.",
     ),
+    click.option(
+        "--type",
+        "types",
+        multiple=True,
+        metavar="KEY=TYPE",
+        help="Convert KEY's values: string, integer, float, boolean, date[:FORMAT], "
+        "datetime[:FORMAT], json. Repeatable.",
+    ),
+)
+
+# import and delete only: a sync picks rows one by one, so it reads rows.
+_reader_option = click.option(
+    "--reader",
+    type=click.Choice(["auto", "stdlib"]),
+    default="auto",
+    show_default=True,
+    help="auto: a Parquet file's record batches go to the bulk engine as they are "
+    "(the arrow extra); stdlib: a dict per row, as for CSV (the same result, slower).",
 )
 
 
@@ -81,31 +109,13 @@ def _sending_options(unit: str, stored: str) -> Any:
     )
 
 
-#: The options of ``import`` (users: every key can be renamed and typed).
-_file_options = stacked(
-    _input_options,
-    click.option(
-        "--map",
-        "maps",
-        multiple=True,
-        metavar="COLUMN=KEY",
-        help="Send COLUMN as KEY (id, email, businessUnit or an attribute); "
-        "COLUMN= leaves it out. Repeatable.",
-    ),
-    click.option(
-        "--type",
-        "types",
-        multiple=True,
-        metavar="KEY=TYPE",
-        help="Convert KEY's values: string, integer, float, boolean, date[:FORMAT], "
-        "datetime[:FORMAT], json. Repeatable.",
-    ),
-    _sending_options("Users", "stored"),
-)
+#: The options of ``import``.
+_file_options = stacked(input_options, _reader_option, _sending_options("Users", "stored"))
 
 #: The options of ``delete``: it sends ids only, so only the id is mapped and typed.
 _delete_options = stacked(
-    _input_options,
+    _reading_options,
+    _reader_option,
     click.option(
         "--map",
         "maps",
@@ -150,40 +160,21 @@ def _bulk_command(
     need("rich")
     from .engine import RunOptions
     from .journal import Journal, JournalError, file_identity
-    from .mapping import ColumnPlan, parse_maps, parse_types
-    from .readers import InputError, open_source
+    from .readers import InputError
 
-    try:
-        plan = ColumnPlan(parse_maps(maps), parse_types(types), operation=operation)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
+    plan = column_plan(maps, types, operation)
     if journal is not None and dry_run:
         raise UsageProblem("--dry-run sends nothing and keeps no journal: leave out --journal")
     if journal is not None and file == "-":
         raise UsageProblem(
             "--journal needs a file, not stdin: a rerun must read the same rows again"
         )
-    if journal is not None and rejects is not None and _same_path(journal, rejects):
+    if journal is not None and rejects is not None and same_path(journal, rejects):
         # The rejects file is rewritten by every run: it would wipe the journal.
         raise UsageProblem("--journal and --rejects name the same file: pass two different files")
     client = None if dry_run else make_client(api_key, base_url)
-    try:
-        source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
-    except InputError as exc:
-        raise UsageProblem(str(exc)) from None
     with contextlib.ExitStack() as stack:
-        stack.callback(source.close)
-        try:
-            source.prepare()
-            if source.header is not None:
-                plan.check_header(source.header, source.name)
-        except InputError as exc:
-            raise UsageProblem(str(exc)) from None
-        except ValueError as exc:
-            # A header split at the wrong delimiter names columns the file does
-            # not have: say how it was split, so --map and the fix agree.
-            hint = source.delimiter_hint()
-            raise UsageProblem(f"{exc}; {hint}" if hint else str(exc)) from None
+        source = open_input(stack, file, fmt, encoding, delimiter, plan)
         opened = None
         if journal is not None:
             try:
@@ -228,7 +219,48 @@ def _bulk_command(
     click.get_current_context().exit(summary.exit_code)
 
 
-def _same_path(a: str, b: str) -> bool:
+def column_plan(maps: tuple[str, ...], types: tuple[str, ...], operation: str) -> ColumnPlan:
+    """The plan of ``--map`` and ``--type``; a bad option is a :class:`UsageProblem`."""
+    from .mapping import ColumnPlan, parse_maps, parse_types
+
+    try:
+        return ColumnPlan(parse_maps(maps), parse_types(types), operation=operation)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def open_input(
+    stack: contextlib.ExitStack,
+    file: str,
+    fmt: str | None,
+    encoding: str,
+    delimiter: str | None,
+    plan: ColumnPlan,
+) -> Source:
+    """FILE opened (closed by ``stack``), its header read and checked against ``plan``."""
+    from .readers import InputError, open_source
+
+    try:
+        source = open_source(file, fmt, encoding=encoding, delimiter=delimiter)
+    except InputError as exc:
+        raise UsageProblem(str(exc)) from None
+    stack.callback(source.close)
+    try:
+        source.prepare()
+        if source.header is not None:
+            plan.check_header(source.header, source.name)
+    except InputError as exc:
+        raise UsageProblem(str(exc)) from None
+    except ValueError as exc:
+        # A header split at the wrong delimiter names columns the file does
+        # not have: say how it was split, so --map and the fix agree.
+        hint = source.delimiter_hint()
+        raise UsageProblem(f"{exc}; {hint}" if hint else str(exc)) from None
+    return source
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name one file (also when neither exists yet)."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist yet

@@ -8,7 +8,10 @@ over the whole input. Its ``on_chunk`` hook says what became of each chunk
 (and of users it refused itself) as it happens: the run writes the rejects
 file and the journal from that alone, and the live counts too. With
 ``wait``, every tracking id (this run's and the journal's) is then polled to
-``PROCESSED`` by the bulk engine's poller.
+``PROCESSED`` by the bulk engine's poller. ``activatepro sync`` is this run
+with a :class:`Stage` (the SDK's :class:`~activatepro_async.incremental.Syncer`):
+it leaves out the unchanged rows, hears every outcome, and confirms the
+users the API processed (and deletes the missing ones) once the sending ends.
 
 Crash safety: a chunk is journaled only together with its rejects, rejects
 file first, then the journal line, so a kill at any moment loses no reject.
@@ -77,6 +80,35 @@ class Progress(Protocol):
     def phase(self, text: str) -> None: ...
 
 
+class Stage(Protocol):
+    """What a run may add between its rows and the bulk run: the sync's choice and state.
+
+    :class:`~activatepro_async.incremental.Syncer` is the one there is
+    (``activatepro sync``): it leaves out the unchanged rows, hears every
+    chunk's outcome, and confirms (and deletes) once the sending is done.
+    """
+
+    unchanged: int
+
+    def select(
+        self, items: AsyncIterator[tuple[Any, SourceRow]], complete: Callable[[], bool]
+    ) -> AsyncIterator[tuple[Any, SourceRow]]: ...
+
+    def on_chunk(self, outcome: ChunkOutcome) -> None: ...
+
+    async def finish(
+        self,
+        client: AsyncClient,
+        *,
+        complete: bool,
+        chunk_size: int,
+        concurrency: int,
+        timeout: float,
+    ) -> BulkResult | None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
 class StopRun(Exception):
     """The run had to stop early for a reason the user must fix (exit 2)."""
 
@@ -113,9 +145,9 @@ class RunOptions:
 class Summary:
     """What a run did with every row: the counts the summary and ``--json`` show.
 
-    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)``
-    where ``accepted`` and ``rejected`` include what earlier runs of a journal
-    settled (``skipped`` rows).
+    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)
+    (+ unchanged on a sync)`` where ``accepted`` and ``rejected`` include what
+    earlier runs of a journal settled (``skipped`` rows).
     """
 
     operation: str
@@ -153,6 +185,11 @@ class Summary:
     duplicate_rows: int = 0
     duplicate_lines: list[int] = attrs.field(factory=list)
 
+    #: Rows a sync did not send: their hash is the one the API confirmed.
+    unchanged: int = 0
+    #: A sync's counts (new, changed, unchanged, sent, confirmed, ...); None for an import.
+    sync: dict[str, int] | None = None
+
     #: How many lines of repeated ids the summary names.
     DUPLICATE_LINES_SHOWN: ClassVar[int] = 5
 
@@ -175,6 +212,7 @@ class Summary:
             or self.processing_errors
             or self.tracking_failures
             or self.stopped_by
+            or (self.sync is not None and (self.sync["unconfirmed"] or self.sync["not_deleted"]))
         )
 
     @property
@@ -185,7 +223,7 @@ class Summary:
     @property
     def done(self) -> int:
         """Rows settled so far: accepted, rejected, failed (or valid on a dry run)."""
-        return self.accepted + self.rejected + self.failed + self.valid
+        return self.accepted + self.rejected + self.failed + self.valid + self.unchanged
 
     @property
     def rate(self) -> float:
@@ -195,8 +233,9 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary (``--json``)."""
+        command = self.operation if self.operation != "upsert" else "import"
         return {
-            "command": self.operation if self.operation != "upsert" else "import",
+            "command": "sync" if self.sync is not None else command,
             "input": self.input,
             "dry_run": self.dry_run,
             "ok": self.ok,
@@ -226,6 +265,7 @@ class Summary:
             "rejects_file": self.rejects_file,
             "journal": self.journal,
             "stopped_by": self.stopped_by,
+            "sync": self.sync,
         }
 
 
@@ -254,8 +294,10 @@ class _Run:
         journal: Journal | None,
         rejects: RejectsWriter,
         progress: Progress,
+        stage: Stage | None = None,
     ) -> None:
         self.client = client
+        self.stage = stage
         self.source = source
         self.plan = plan
         self.options = options
@@ -347,7 +389,21 @@ class _Run:
         self.unwritten_rows += 1
 
     async def items(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[Any]:
-        """The items to send, one per row not settled locally; stops when sending must."""
+        """The items to send, one per row not settled locally (nor left out by the stage)."""
+        pairs = self.pairs(rows)
+        if self.stage is not None:
+            pairs = self.stage.select(pairs, self.read_whole)
+        async for item, row in pairs:
+            self.sent[self.summary.sent] = row
+            self.summary.sent += 1
+            yield item
+
+    def read_whole(self) -> bool:
+        """Whether the input was read to its end (not cut by an error, nor by a down API)."""
+        return self.input_error is None and self.api_down is None
+
+    async def pairs(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[tuple[Any, SourceRow]]:
+        """Each row not settled locally, with its item; stops when sending must."""
         read = 0
         while True:
             try:
@@ -365,11 +421,11 @@ class _Run:
             item = self.settle_locally(row)
             read += 1
             if read % 256 == 0:
+                if self.stage is not None:
+                    self.summary.unchanged = self.stage.unchanged
                 self.progress.update(self.summary, self.source)
             if item is not None:
-                self.sent[self.summary.sent] = row
-                self.summary.sent += 1
-                yield item
+                yield item, row
             elif self.unwritten_rows >= self.options.journal_rows:
                 self.write()
 
@@ -386,6 +442,8 @@ class _Run:
     def on_chunk(self, outcome: ChunkOutcome) -> None:
         """Account for settled rows: counts, rejects, the journal (the bulk engine's hook)."""
         summary = self.summary
+        if self.stage is not None:
+            self.stage.on_chunk(outcome)
         if self.columnar is not None:
             rows = self.columnar.take(outcome.positions, {r.position for r in outcome.rejected})
         else:
@@ -510,7 +568,8 @@ class _Run:
     def columnar_keys(self) -> list[str | None] | None:
         """The plan's keys for the source's columns when it takes the columnar path, else None."""
         schema = getattr(self.source, "arrow_schema", None)
-        if schema is None or self.client is None or not self.options.columnar:
+        # A sync's stage picks rows one by one (their hashes): it takes the row path.
+        if schema is None or self.client is None or not self.options.columnar or self.stage:
             return None
         from .columnar import SentRows, usable
 
@@ -534,9 +593,12 @@ class _Run:
             # Also on Ctrl-C or a 401: what was settled is written (no await here).
             self.write()
             await rows.aclose()
+        if self.stage is not None and self.client is not None:
+            # Also after a broken input: what the API took is confirmed (nothing deleted).
+            await self.finish_stage(self.stage, self.client)
         if self.input_error is not None:
             raise self.input_error
-        if self.options.wait and self.client is not None and self.tracking:
+        if self.stage is None and self.options.wait and self.client is not None and self.tracking:
             self.progress.phase("processing")
             await self.wait_all(self.client)
         summary.elapsed = time.perf_counter() - summary.started
@@ -548,6 +610,26 @@ class _Run:
             }
         self.progress.update(summary, self.source)
         return summary
+
+    async def finish_stage(self, stage: Stage, client: AsyncClient) -> None:
+        """The stage's end: the sync confirms what the API processed, then deletes."""
+        summary = self.summary
+        summary.unchanged = stage.unchanged
+        self.progress.phase("processing")
+        try:
+            deletes = await stage.finish(
+                client,
+                complete=self.read_whole() and summary.stopped_by is None,
+                chunk_size=self.options.chunk_size,
+                concurrency=self.options.concurrency,
+                timeout=self.options.wait_timeout,
+            )
+        except ActivateProError as exc:  # the delete guard, an unwritable state
+            raise StopRun(str(exc)) from None
+        if deletes is not None:
+            summary.retries += deletes.retries
+            summary.chunks += deletes.chunks
+        summary.sync = stage.counts()
 
     async def wait_all(self, client: AsyncClient) -> None:
         """Poll every tracking id with the bulk engine's poller; add up the server's counts."""
@@ -605,6 +687,7 @@ async def run(
     rejects: RejectsWriter | None = None,
     progress: Progress | None = None,
     on_summary: Callable[[Summary], None] | None = None,
+    stage: Stage | None = None,
 ) -> Summary:
     """Import (or delete) every row of ``source``; ``client`` may be None on a dry run.
 
@@ -620,6 +703,7 @@ async def run(
         journal=journal,
         rejects=rejects if rejects is not None else RejectsWriter(None),
         progress=progress if progress is not None else _NoProgress(),
+        stage=stage,
     )
     if on_summary is not None:
         on_summary(the_run.summary)

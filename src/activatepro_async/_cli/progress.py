@@ -168,6 +168,19 @@ class LiveProgress:
         return line
 
 
+#: The rows of a sync's counts (``activatepro sync``), in the summary's order.
+_SYNC_ROWS = (
+    ("new", "not in the state"),
+    ("changed", "another hash than the confirmed one"),
+    ("unchanged", "not sent"),
+    ("sent", ""),
+    ("confirmed", "processed by the API: in the state"),
+    ("unconfirmed", "accepted, not processed cleanly: sent again next run"),
+    ("missing", "in the state, not in this export"),
+    ("deleted", "deleted, and the delete processed"),
+)
+
+
 def _count(value: int) -> str:
     return f"{value:,}"
 
@@ -215,6 +228,8 @@ def print_summary(
     table.add_column()
     if summary.skipped:
         table.add_row("skipped", _count(summary.skipped), "settled by earlier runs (journal)")
+    for key, note in _SYNC_ROWS if summary.sync is not None else ():
+        table.add_row(key, _count(summary.sync[key]), note)  # type: ignore[index]
     if summary.dry_run:
         table.add_row("valid", Text(_count(summary.valid), style="green"), "would be sent")
     else:
