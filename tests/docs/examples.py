@@ -7,6 +7,9 @@ through ACTIVATEPRO_API_KEY and ACTIVATEPRO_BASE_URL. The blocks of one page
 share that directory and that emulator, in page order, so a later block can use
 what an earlier one stored or wrote.
 
+A Python block that defines a test (a top-level ``def test_...`` or ``async def
+test_...``) runs under pytest instead, with the fixtures the package installs.
+
 A block that cannot run here says why on the line right before its fence::
 
     <!-- example: skip: needs a Spark cluster -->
@@ -43,6 +46,7 @@ BLOCK_TIMEOUT = 120
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*example:\s*(?P<body>.*?)\s*-->\s*$")
+_TEST = re.compile(r"^(?:async )?def test_", re.M)
 
 
 class ExampleError(Exception):
@@ -167,13 +171,21 @@ def run(block: Block, cwd: Path, env: Mapping[str, str]) -> None:
     a run with rejected rows (exit 1) shows a file with rejects on purpose and
     says so with a skip marker, or checks the outcome from a Python block.
     """
+    runs: list[tuple[str, list[str]]] = []  # (what a failure names, argv)
     if block.language == "python":
-        script = cwd / f"example_{block.path.stem}_{block.line}.py"
+        script = cwd / f"example_{block.path.stem}_{block.line}.py".replace("-", "_")
         script.write_text(block.code, encoding="utf-8")
-        argvs = [[sys.executable, script.name]]
+        if _TEST.search(block.code):
+            tested = script.rename(script.with_name(f"test_{script.name}"))
+            pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+            runs.append(("its tests", [sys.executable, *pytest, tested.name]))
+        else:
+            runs.append(("the script", [sys.executable, script.name]))
     else:
-        argvs = [[sys.executable, "-m", "activatepro_async", *argv[1:]] for argv in commands(block)]
-    for argv in argvs:
+        # `python -m activatepro_async` is the command of this interpreter's install.
+        command = [sys.executable, "-m", "activatepro_async"]
+        runs += [(shlex.join(argv[1:]), [*command, *argv[1:]]) for argv in commands(block)]
+    for shown, argv in runs:
         try:
             result = subprocess.run(
                 argv,
@@ -187,7 +199,6 @@ def run(block: Block, cwd: Path, env: Mapping[str, str]) -> None:
         except subprocess.TimeoutExpired:
             raise ExampleError(f"{block.location}: still running after {BLOCK_TIMEOUT} s") from None
         if result.returncode != 0:
-            shown = "the script" if block.language == "python" else shlex.join(argv[3:])
             raise _report(block, shown, result)
 
 

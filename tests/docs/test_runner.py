@@ -38,8 +38,11 @@ def test_a_broken_block_fails_the_suite_with_its_file_and_line() -> None:
     assert "ImportError: cannot import name 'NoSuchName'" in out
     # A console command that fails is reported with the command as the reader wrote it.
     assert "docs/cli.md:3: get no-such-user exited with status 1" in out
-    assert "2 failed, 1 passed, 1 skipped" in out
-    assert "3 examples ran (2 failed), 1 skipped" in out
+    # A block that defines a test runs under pytest, with the package's fixtures.
+    assert "docs/testing.md:3: its tests exited with status 1" in out
+    assert "assert {} == {'nobody': {}}" in out
+    assert "3 failed, 1 passed, 1 skipped" in out
+    assert "4 examples ran (3 failed), 1 skipped" in out
     assert "skipped tests/docs/fixtures/broken/README.md:12: needs a production key" in out
 
 
