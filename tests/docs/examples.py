@@ -137,16 +137,25 @@ def commands(block: Block) -> list[list[str]]:
     ``$`` needs a skip marker: the collector runs the SDK's command only.
     """
     found = []
-    for number, line in enumerate(block.code.splitlines(), start=block.line + 1):
-        if not line.startswith("$ "):
+    lines = block.code.splitlines()
+    index = 0
+    while index < len(lines):
+        where = f"{block.location.rsplit(':', 1)[0]}:{block.line + 1 + index}"
+        text = lines[index]
+        index += 1
+        if not text.startswith("$ "):
             continue
+        text = text[2:]
+        while text.endswith("\\") and index < len(lines):  # a command continued on the next line
+            text = text[:-1] + " " + lines[index].strip()
+            index += 1
         try:
-            argv = shlex.split(line[2:], comments=True)
+            argv = shlex.split(text, comments=True)
         except ValueError as error:
-            raise ExampleError(f"{block.path}:{number}: cannot read the command: {error}") from None
+            raise ExampleError(f"{where}: cannot read the command: {error}") from None
         if not argv or argv[0] != "activatepro" or any(a in {"|", ">", "<", "&&"} for a in argv):
             raise ExampleError(
-                f"{block.path}:{number}: only plain `$ activatepro ...` commands run here; "
+                f"{where}: only plain `$ activatepro ...` commands run here; "
                 "put other commands in a ```bash block or mark the block "
                 "<!-- example: skip: <why> -->"
             )

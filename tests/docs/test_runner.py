@@ -84,5 +84,8 @@ def test_console_blocks_run_only_plain_activatepro_commands() -> None:
         commands(block("$ pip install x\n"))
     with pytest.raises(ExampleError, match="only plain"):
         commands(block("$ activatepro get 42 | jq .\n"))
+    assert commands(block("$ activatepro import users.csv \\\n    --dry-run\n")) == [
+        ["activatepro", "import", "users.csv", "--dry-run"]
+    ]
     with pytest.raises(ExampleError, match="no `\\$ activatepro` line"):
         commands(block("just output\n"))
