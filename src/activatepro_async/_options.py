@@ -58,6 +58,7 @@ class NotGiven:
         return False
 
 
+#: "Keep what the client has": the default of every argument of ``with_options``.
 NOT_GIVEN: Final = NotGiven()
 
 

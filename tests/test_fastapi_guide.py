@@ -1,7 +1,8 @@
-"""README's FastAPI import example runs: its handler's code, against an emulator.
+"""The FastAPI guide's import example runs: its handler's code, against an emulator.
 
-The route itself needs FastAPI (not a dependency); the work is a plain function
-of the client and the upload's bytes, which README's block runs for real.
+The work is a plain function of the client and the upload's bytes, which the
+guide's block runs for real; here it is also driven with a refused key and a
+clean upload.
 """
 
 from __future__ import annotations
@@ -19,20 +20,20 @@ import pytest
 from activatepro_async import AsyncClient
 from activatepro_async.emulator import Emulator
 
-README = Path(__file__).parent.parent / "README.md"
+GUIDE = Path(__file__).parent.parent / "docs" / "guides" / "fastapi.md"
 
 
 def handler_block() -> str:
-    """The first python block after README's "In a FastAPI handler" heading."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### In a FastAPI handler") :]
+    """The first python block after the guide's "In a FastAPI handler" heading."""
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text[text.index("## In a FastAPI handler") :]
     found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert found is not None
     return found.group(1)
 
 
 @pytest.mark.anyio
-async def test_the_readme_block_runs_as_a_script_against_an_emulator(tmp_path: Path) -> None:
+async def test_the_guide_block_runs_as_a_script_against_an_emulator(tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(handler_block(), encoding="utf-8")
     emulator = Emulator(("example-key",))
@@ -45,10 +46,10 @@ async def test_the_readme_block_runs_as_a_script_against_an_emulator(tmp_path: P
 
 
 def handler() -> Any:
-    """README's ``import_upload``, without the block's own demo run."""
+    """The guide's ``import_upload``, without the block's own demo run."""
     code = handler_block().replace("\nanyio.run(main)\n", "\n")
     namespace: dict[str, Any] = {"__name__": "readme_example"}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "fastapi.md", "exec"), namespace)
     return namespace["import_upload"]
 
 
