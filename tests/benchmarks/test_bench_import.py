@@ -65,3 +65,19 @@ def test_the_sdk_list_contender_runs_on_both_backends(backend: str) -> None:
 def test_the_arrow_contender_is_listed_only_where_the_sdk_takes_a_table() -> None:
     names = [c.name for c in bench_transport.contenders_for("asyncio")]
     assert ("sdk_arrow" in names) == (_arrow.arrow_support() is None)
+
+
+@pytest.mark.parametrize("what", ["pair", "engine"])
+def test_profile_bulk_measures_every_contender(what: str, backend: str) -> None:
+    from benchmarks import profile_bulk
+
+    if (
+        what == "pair"
+        and backend == "asyncio"
+        and importlib.util.find_spec("httpx_aiohttp") is None
+    ):
+        pytest.skip("the raw loop (c) needs httpx-aiohttp")
+    measure = profile_bulk.pair if what == "pair" else profile_bulk.engine
+    results = measure(2000, 1, backend, False)
+    assert len(results) == 3
+    assert all(len(v) == 1 and v[0] > 0 for v in results.values())
