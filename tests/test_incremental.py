@@ -391,3 +391,27 @@ async def test_a_sync_over_a_real_socket_on_each_transport(
         again = await client.sync_users(users(30, {2}), state=state, delete_missing=True)
     assert (first.confirmed, again.changed, again.unchanged, again.confirmed) == (30, 1, 29, 1)
     assert emulator.user("u2")["firstName"] == "B"  # type: ignore[index]
+
+
+async def test_an_arrow_table_syncs_as_its_rows_would(emulator: Emulator, state: str) -> None:
+    # sync_users takes what upsert_many takes: a table's rows are hashed as the
+    # dicts the API gets (nulls left out, integer ids as strings), so the same
+    # users as dicts afterwards are unchanged.
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table(
+        {
+            "id": pa.array(range(12), pa.int64()),
+            "email": [f"u{i}@example.com" for i in range(12)],
+            "firstName": ["A" if i % 3 else None for i in range(12)],
+        }
+    )
+    first = await sync(emulator, state, table)
+    assert (first.new, first.sent, first.confirmed) == (12, 12, 12)
+    assert "firstName" not in emulator.users["0"]  # a null is left out, never sent
+    assert emulator.users["1"]["firstName"] == "A"
+    as_dicts = [
+        {k: v for k, v in row.items() if v is not None} | {"id": str(row["id"])}
+        for row in table.to_pylist()
+    ]
+    again = await sync(emulator, state, as_dicts)
+    assert (again.unchanged, again.sent) == (12, 0)

@@ -902,7 +902,9 @@ class AsyncClient:
 
     async def sync_users(
         self,
-        users: Iterable[User | Mapping[str, Any]] | AsyncIterable[User | Mapping[str, Any]],
+        users: Iterable[User | Mapping[str, Any]]
+        | AsyncIterable[User | Mapping[str, Any]]
+        | ArrowStream,
         *,
         state: str | os.PathLike[str],
         options: Mapping[str, Any] | None = None,
@@ -918,7 +920,8 @@ class AsyncClient:
     ) -> SyncResult:
         r"""Send only the users that changed since the API last confirmed them.
 
-        Takes what :meth:`upsert_many` takes, plus ``state``: the path of an
+        Takes what :meth:`upsert_many` takes (an Arrow table, batch or stream
+        is read row by row, since each user is hashed), plus ``state``: the path of an
         SQLite file (created on first use) holding, per user the API has
         *processed*, a hash of the wire form it confirmed. A user whose hash is
         the confirmed one is not sent (no request at all for an unchanged

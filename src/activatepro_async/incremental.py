@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import attrs
 
+from ._columnar import ArrowStream, as_rows, is_columnar
 from ._syncstate import SyncState, SyncStateError, content_hash
 from ._wire import PLAIN_TYPES
 from .bulk import BulkResult, ChunkOutcome, RejectedUser, TrackingWaiter, wait_for_all
@@ -417,7 +418,7 @@ def _check_users(users: object) -> None:
 
 async def run_sync(
     client: AsyncClient,
-    users: Iterable[Any] | AsyncIterable[Any],
+    users: Iterable[Any] | AsyncIterable[Any] | ArrowStream,
     *,
     state: str | os.PathLike[str],
     options: Mapping[str, Any] | None,
@@ -432,7 +433,11 @@ async def run_sync(
     raise_on_failure: bool,
 ) -> SyncResult:
     """One sync; see :meth:`AsyncClient.sync_users` for the contract."""
-    _check_users(users)
+    # Each user is hashed, so a table's rows become the dicts the API would get.
+    items = (
+        as_rows(users) if is_columnar(users) else cast("Iterable[Any] | AsyncIterable[Any]", users)
+    )
+    _check_users(items)
     parse_max_delete(max_delete)  # a bad value fails before the state is touched
     opened = SyncState.open(state, base_url=client.base_url, options=dict(options or {}))
     try:
@@ -442,7 +447,7 @@ async def run_sync(
         rejected: list[RejectedUser] = []
 
         async def chosen() -> AsyncIterator[Any]:
-            async for item, position in syncer.select(_numbered(users)):
+            async for item, position in syncer.select(_numbered(items)):
                 input_of[syncer.sent - 1] = position
                 yield item
 
