@@ -82,17 +82,20 @@ class Size:
     arrow_memory_rounds: int = 2
     spark_rows: int = 200_000
     spark_rounds: int = 3
+    # Issue 15: incremental sync over an export of this many rows.
+    sync_state_rows: int = 1_000_000
+    sync_state_rounds: int = 3
 
 
 SIZES = {
     "full": Size(),
     "quick": Size(
         50_000, 3, 3, 30_000, 3, (200_000, 20_000), 1, 500, 3, False, 50_000,
-        100_000, 2, 100_000, 2, (1_000_000, 100_000), 1, 20_000, 1,
+        100_000, 2, 100_000, 2, (1_000_000, 100_000), 1, 20_000, 1, 100_000, 1,
     ),
     "tiny": Size(
         300, 1, 1, 2000, 1, (3000, 300), 1, 20, 1, True, 300,
-        300, 1, 300, 1, (3000, 300), 1, 300, 1,
+        300, 1, 300, 1, (3000, 300), 1, 300, 1, 300, 1,
     ),
 }  # fmt: skip
 
@@ -614,7 +617,9 @@ def render(
         "```\n" + header + "\n```",
         "## Goals at a glance\n\nIssue 14 (the columnar path and the lean dict path):\n\n"
         + _harness.markdown_table(["run", "measure", "goal", "median (min-max)", "goal"], issue14)
-        + "\n\nIssues 3-7:\n\n"
+        + "\n\nIssue 15 (incremental sync): its goals head [section 10](#10-incremental-sync-over-"
+        + f"{size.sync_state_rows:,}".replace(",", "")
+        + "-rows-issue-15).\n\nIssues 3-7:\n\n"
         + _harness.markdown_table(["run", "measure", "goal", "median (min-max)", "goal"], goals),
         "## 1. Client CPU per user, `upsert_many` against the raw loops\n\n"
         f"{size.transport_users:,} users of 7 fields, chunks of 1000, 8 in flight, to "
@@ -643,6 +648,8 @@ def render(
         f"## 9. Peak RSS streaming {size.arrow_memory_sizes[0]:,} vs "
         f"{size.arrow_memory_sizes[1]:,} Arrow rows from Parquet\n\n"
         f"One fresh process per run. Took {arrow_memory[2]:.0f} s.\n\n" + arrow_memory[0],
+        f"## 10. Incremental sync over {size.sync_state_rows:,} rows (issue 15)\n\n"
+        f"Took {parts['sync_state'][2]:.0f} s.\n\n" + parts["sync_state"][0],
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -670,6 +677,13 @@ Top costs, and what was done about each:
 """
 
 
+def section_sync_state(size: Size) -> tuple[str, dict[str, Any]]:
+    """Issue 15's goals (benchmarks/bench_sync_state.py), at the run's size."""
+    from .bench_sync_state import section_sync_state as measure
+
+    return measure(rows=size.sync_state_rows, rounds=size.sync_state_rounds)
+
+
 def run(size: Size, command: str) -> str:
     """Run every section and return the text of RESULTS.md."""
     started = time.perf_counter()
@@ -683,6 +697,7 @@ def run(size: Size, command: str) -> str:
         "import": _timed("7. activatepro import", lambda: section_import(size)),
         "spark": _timed("8. Spark Arrow vs Row", lambda: section_spark(size)),
         "arrow_memory": _timed("9. peak RSS, Parquet", lambda: section_arrow_memory(size)),
+        "sync_state": _timed("10. incremental sync", lambda: section_sync_state(size)),
     }
     return render(command, parts, time.perf_counter() - started, size)
 
