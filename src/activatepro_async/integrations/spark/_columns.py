@@ -13,7 +13,7 @@ values of each kind into wire values and leaves nulls out.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._rows import Caster, RowRules, Spelling, positional, required_keys
@@ -21,7 +21,7 @@ from ..._wire import date_to_wire, micros_to_wire
 from ._pyspark import F, T
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, Row
+    from pyspark.sql import Column, DataFrame
 
 __all__ = ["Plan", "delete_converter", "plan_delete", "plan_upsert", "row_converter", "wire_names"]
 
@@ -139,14 +139,14 @@ def plan_delete(df: DataFrame, id_column: str) -> list[Column]:
 _CASTS: dict[int, Caster] = {_MICROS: micros_to_wire, _DATE: date_to_wire, _JSON: json.loads}
 
 
-def row_converter(plan: Plan) -> Callable[[Row], dict[str, Any]]:
-    """The function that turns a selected row into a user, on the executor."""
+def row_converter(plan: Plan) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """The function that turns a selected row (a ``Row``, or a tuple of its values) into a user."""
     return positional(
         [key for key, _ in plan], {key: _CASTS[kind] for key, kind in plan if kind != _PLAIN}
     )
 
 
-def delete_converter(row: Row) -> str | None:
+def delete_converter(row: Sequence[Any]) -> str | None:
     """The id of a selected row (a null id is rejected by the bulk engine)."""
     value: str | None = row[0]
     return value
