@@ -21,6 +21,8 @@ Contenders (``--contenders`` picks some; ``--list`` shows all):
 - ``sdk_upsert_many``: ``AsyncClient.upsert_many`` (see :func:`sdk_upsert_many`), on
   the SDK's own transport (httpx-aiohttp's on asyncio when installed, httpx's on trio);
 - ``sdk_httpx_transport``: the same on httpx's default transport, as before issue 7;
+- ``sdk_upsert_many_arrow``: ``upsert_many`` of the same users as one ``pyarrow.Table``
+  (the columnar path; needs the ``arrow`` extra);
 
 The experiments that explain these figures are in ``profile_transport.py`` (PROFILE.md).
 """
@@ -230,6 +232,36 @@ async def sdk_upsert_many_httpx_transport(run: Run) -> None:
     await sdk_upsert_many(run, httpx.AsyncHTTPTransport(limits=limits))
 
 
+# The users of each run as one Arrow table, built before the rounds (run_benchmark):
+# the contender measures what the SDK does with a table, not building it.
+_TABLES: dict[int, Any] = {}
+
+
+def arrow_table(chunks: list[Chunk]) -> Any:
+    """The users of ``chunks`` as a ``pyarrow.Table`` (cached per list of chunks)."""
+    table = _TABLES.get(id(chunks))
+    if table is None:
+        import pyarrow as pa
+
+        table = _TABLES[id(chunks)] = pa.Table.from_pylist(
+            [user for chunk in chunks for user in chunk]
+        )
+    return table
+
+
+async def sdk_upsert_many_arrow(run: Run) -> None:
+    """``AsyncClient.upsert_many`` given the same users as one Arrow table (the columnar path)."""
+    from activatepro_async import AsyncClient
+
+    table = arrow_table(run.chunks)
+    async with AsyncClient(api_key="benchmark-key", base_url=run.url, max_retries=0) as client:
+        result = await client.upsert_many(
+            table, chunk_size=len(run.chunks[0]), concurrency=run.concurrency
+        )
+    if result.accepted != run.users:
+        raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
+
+
 CONTENDERS: dict[str, Contender] = {
     c.name: c
     for c in [
@@ -273,6 +305,12 @@ def contenders_for(backend: str, names: Sequence[str] | None = None) -> list[Con
             "(s) on httpx's default transport, as before issue 7 (the SDK picks "
             "httpx-aiohttp's on asyncio now, when installed)",
             sdk_upsert_many_httpx_transport,
+        )
+        table["sdk_upsert_many_arrow"] = Contender(
+            "sdk_upsert_many_arrow",
+            "(s) AsyncClient.upsert_many of the same users as one pyarrow.Table",
+            sdk_upsert_many_arrow,
+            ("pyarrow",),
         )
     if names:
         unknown = [n for n in names if n not in table]
@@ -416,6 +454,8 @@ def run_benchmark(
     by_name = {c.name: c for c in chosen}
     with _harness.frozen_heap(), running_sink() as sink:
         run = Run(sink.url, chunks, concurrency)
+        if "sdk_upsert_many_arrow" in by_name:
+            arrow_table(chunks)  # built outside the rounds
         if warmup:
             # Imports and first-call costs are paid here, outside the rounds.
             small = Run(sink.url, chunks[: concurrency * 2], concurrency)

@@ -221,8 +221,9 @@ class ServedEmulator:
             self.process.terminate()
             try:
                 # A guard against a hang only: dumping 200,000 users on exit
-                # takes ~10 s on a loaded machine, and a kill cuts the dump short.
-                self.process.wait(timeout=60)
+                # took ~10 s on a loaded machine and over 60 s on one running
+                # eight test suites (a kill then leaves no dump at all).
+                self.process.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

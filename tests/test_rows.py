@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import sys
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from activatepro_async import ErrorCode
+from activatepro_async import ErrorCode, _rows
 from activatepro_async._rows import RowRules, Spelling, caster, positional, required_keys
 
 # The two adapters' words, as they pass them in.
@@ -261,3 +265,44 @@ def test_positional_rows_leave_nulls_out_and_cast_the_typed_keys() -> None:
     }
     # Null is "no value" in a DataFrame: an upsert never clears what the row lacks.
     assert convert(("1", None, None, None)) == {"id": "1"}
+
+
+# -- the same ISO 8601 forms on every Python ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "sent"),
+    [
+        ("2015-10-02T08:23:53.25Z", "2015-10-02T08:23:53.250000Z"),
+        ("2015-10-02T08:23:53.1234567+00:00", "2015-10-02T08:23:53.123456Z"),
+        ("2015-10-02 10:23:53+0200", "2015-10-02T08:23:53Z"),
+        ("2015-10-02T10:23+02", "2015-10-02T08:23:00Z"),
+        ("2015-10-02T08:23:53.5-01:30", "2015-10-02T09:53:53.500000Z"),
+    ],
+)
+def test_iso_datetimes_that_python_3_10_cannot_read_alone_are_read(cell: str, sent: str) -> None:
+    # On 3.10 fromisoformat reads none of these; noxfile.py runs this file there too.
+    assert caster("datetime")(cell) == sent
+
+
+_ISO_FORMS = st.builds(
+    "{}-{:02}-{:02}{}{:02}:{:02}{}{}{}".format,
+    st.integers(1900, 2100),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.sampled_from(["T", " "]),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.sampled_from(["", ":00", ":59"]),
+    st.sampled_from(["", ".5", ".25", ".123", ".1234", ".123456", ".1234567"]),
+    st.sampled_from(["", "Z", "z", "+00:00", "+02:00", "-0130", "+05", "-11:00"]),
+)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="compares with 3.11's fromisoformat")
+@given(_ISO_FORMS)
+def test_the_python_3_10_rewrite_means_what_3_11_reads(text: str) -> None:
+    # On 3.11+, _fromisoformat is 3.11's own reading (a lowercase z aside).
+    assert dt.datetime.fromisoformat(_rows._as_python_310_reads_it(text)) == (
+        _rows._fromisoformat(text)
+    )

@@ -104,3 +104,18 @@ async def test_a_single_upsert_and_a_batch_send_the_wire_form(
         "updated": [wire_user],
         "deleted": [{"id": "2"}],
     }
+
+
+# -- decoding: one refuser of NaN for every reader ------------------------------------
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_decode_json_refuses_the_constants_the_standard_library_would_read(constant: str) -> None:
+    assert math.isnan(json.loads("NaN"))  # what the standard library alone would do
+    with pytest.raises(ValueError, match=f"{constant.lstrip('-')} is not a JSON number"):
+        wire.decode_json(f'{{"score": {constant}}}')
+
+
+def test_decode_json_reads_ordinary_json_as_the_standard_library_does() -> None:
+    text = '{"a": [1, 2.5, "x", null, true], "b": {"c": -0.0}}'
+    assert wire.decode_json(text) == json.loads(text)

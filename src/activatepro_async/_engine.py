@@ -8,6 +8,9 @@ Top to bottom:
    turns each item into its wire form (:func:`~.models.user_to_wire`) and
    collects up to ``chunk_size`` of them. An item it cannot send (not a user,
    no id, not JSON, too large) is *rejected locally* with its reason.
+   Columnar input (an Arrow table, record batches, a Polars DataFrame) has
+   its own producer in :mod:`._columnar`, which encodes whole windows of rows
+   with Arrow's kernels and hands its chunks to :meth:`_Run.flush`.
 2. It encodes the chunk in one call (orjson when installed, else the standard
    library, same meaning), splits it further only when it is over the byte
    limit, and hands it over a zero-buffer memory stream. So at any time only
@@ -47,17 +50,28 @@ result goes to the log record (``bulk_result``).
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 import httpx
 
+from . import _columnar
 from ._retry import RetryEvent
 from ._wire import (
     MAX_BATCH_ITEMS,
@@ -111,6 +125,7 @@ _CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
 # An RFC 6901 array index: ASCII digits, no leading zero; nine digits are more
 # than any chunk holds (and int() of thousands of digits raises).
 _POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+_NOTHING = object()
 
 
 # --------------------------------------------------------------------------
@@ -270,18 +285,36 @@ class _Run:
     # -- the producer ------------------------------------------------------
 
     async def produce(
-        self, items: Iterable[Any] | AsyncIterable[Any], send: MemoryObjectSendStream[_Chunk]
+        self,
+        items: Iterable[Any] | AsyncIterable[Any] | _columnar.ArrowStream,
+        send: MemoryObjectSendStream[_Chunk],
     ) -> None:
         with send:
             try:
-                if isinstance(items, AsyncIterable):
-                    async for item in items:
-                        if self.add(item):
+                # (run_bulk let through only columnar input that is not iterable.)
+                if _columnar.is_columnar(items) or not isinstance(items, Iterable | AsyncIterable):
+                    await _columnar.produce(self, items, send)
+                elif isinstance(items, AsyncIterable):
+                    aiterator = aiter(items)
+                    first = await anext(aiterator, _NOTHING)
+                    if _columnar.is_arrow_item(first):  # an async iterable of record batches
+                        await _columnar.produce(self, _prepend(first, aiterator), send)
+                    elif first is not _NOTHING:
+                        if self.add(first):
                             await self.flush(send)
+                        async for item in aiterator:
+                            if self.add(item):
+                                await self.flush(send)
                 else:
                     iterator = iter(items)
-                    while self.fill(iterator):
-                        await self.flush(send)
+                    first = next(iterator, _NOTHING)
+                    if _columnar.is_arrow_item(first):  # an iterable of record batches
+                        await _columnar.produce(self, itertools.chain([first], iterator), send)
+                    elif first is not _NOTHING:
+                        if self.add(first):
+                            await self.flush(send)
+                        while self.fill(iterator):
+                            await self.flush(send)
             except Exception as exc:
                 if self.hooks_broken:
                     raise  # on_chunk raised in flush(): that stops the run, it is no input error
@@ -359,8 +392,14 @@ class _Run:
         if self.on_chunk is not None:
             self.local.append(rejected)
 
-    async def flush(self, send: MemoryObjectSendStream[_Chunk]) -> None:
-        chunks = self.seal()
+    async def flush(
+        self, send: MemoryObjectSendStream[_Chunk], made: Sequence[_Chunk] = ()
+    ) -> None:
+        """Seal the chunk being filled, report local rejects, hand over the chunks.
+
+        ``made``: chunks a columnar producer made itself (with new_chunk), sent after.
+        """
+        chunks = [*self.seal(), *made]
         if self.outbox:
             await self.report()  # the local rejects, before their chunks are sent
         for chunk in chunks:
@@ -728,6 +767,12 @@ class _Run:
         )
 
 
+async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
+
+
 def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:
     """Refuse an acceptance whose tracking id is not a non-empty string.
 
@@ -771,7 +816,7 @@ def _check_int(name: str, value: int, low: int, high: int | None = None) -> None
 
 async def run_bulk(
     sender: BatchSender,
-    items: Iterable[Any] | AsyncIterable[Any],
+    items: Iterable[Any] | AsyncIterable[Any] | _columnar.ArrowStream,
     *,
     operation: Operation,
     chunk_size: int,
@@ -793,7 +838,11 @@ async def run_bulk(
             f"{operation}_many() takes an iterable of users, got one {type(items).__name__}: "
             "wrap it in a list"
         )
-    if not isinstance(items, (Iterable, AsyncIterable)):
+    if _columnar.is_columnar(items):
+        _columnar.check(
+            items, operation
+        )  # pyarrow installed, every column sendable: before any request
+    elif not isinstance(items, (Iterable, AsyncIterable)):
         raise TypeError(f"users must be an iterable or async iterable, got {type(items).__name__}")
     pool = sender.max_connections
     if pool is not None and concurrency > pool:

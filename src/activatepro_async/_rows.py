@@ -23,15 +23,15 @@ Messages say what to do in the adapter's own words (:class:`Spelling`):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ._wire import date_to_wire, datetime_to_wire, encode_json
+from ._wire import date_to_wire, datetime_to_wire, decode_json, encode_json
 from .errors import ApiError, ErrorCode
 
 __all__ = [
@@ -153,19 +153,45 @@ def _date_caster(fmt: str | None) -> Caster:
     return cast
 
 
+# Python 3.10's fromisoformat reads only its own output: no "Z", a fraction of
+# exactly 3 or 6 digits, "+01:00" but not "+0100". These forms are rewritten
+# into that one, so every Python reads the same values as 3.11's does.
+_ISO_DATETIME = re.compile(
+    r"(?P<head>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>[zZ]|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def _fromisoformat(text: str) -> dt.datetime:
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"  # no Python reads a lowercase "z"
+    if sys.version_info < (3, 11):
+        text = _as_python_310_reads_it(text)
+    return dt.datetime.fromisoformat(text)
+
+
+def _as_python_310_reads_it(text: str) -> str:
+    match = _ISO_DATETIME.fullmatch(text)
+    if match is None:
+        return text  # a date alone, or what fromisoformat refuses anyway
+    head, fraction, zone = match.group("head", "fraction", "zone")
+    if fraction:
+        head += "." + fraction[:6].ljust(6, "0")
+    if zone in ("z", "Z"):
+        zone = "+00:00"
+    elif zone:
+        digits = zone[1:].replace(":", "")
+        zone = f"{zone[0]}{digits[:2]}:{digits[2:] or '00'}"
+    return head + (zone or "")
+
+
 def _datetime_caster(fmt: str | None) -> Caster:
     def cast(value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a date and time")
         text = value.strip()
         try:
-            if fmt is not None:
-                parsed = dt.datetime.strptime(text, fmt)
-            else:
-                # Python 3.10 reads no "Z" in fromisoformat.
-                parsed = dt.datetime.fromisoformat(
-                    text[:-1] + "+00:00" if text[-1:] in "zZ" and text else text
-                )
+            parsed = dt.datetime.strptime(text, fmt) if fmt is not None else _fromisoformat(text)
         except ValueError:
             wanted = fmt or "ISO 8601 (2015-10-02T08:23:53Z)"
             raise ValueError(f"{value!r} is not a date and time in the form {wanted}") from None
@@ -183,13 +209,9 @@ def _to_json(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value, parse_constant=_no_constant)
+        return decode_json(value)
     except ValueError as exc:
         raise ValueError(f"{short_repr(value)} is not JSON: {exc}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 _SIMPLE: dict[str, Caster] = {

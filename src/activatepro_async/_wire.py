@@ -12,7 +12,9 @@ formats a date or refuses a NaN. This module imports nothing of the package.
   bodies), else the standard library, with the same meaning: orjson alone would
   write NaN as ``null`` (which clears an attribute), so a body with ``null`` in
   it is checked, and what orjson refuses (integers over 64 bits, non-string
-  keys) goes to the standard library, which decides.
+  keys) goes to the standard library, which decides. Decoding
+  (:func:`decode_json`) refuses ``NaN``/``Infinity`` the same way everywhere
+  we read JSON (a JSON Lines file, a ``--type json`` cell, the emulator's bodies).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "attributes_to_wire",
     "date_to_wire",
     "datetime_to_wire",
+    "decode_json",
     "encode_json",
     "encode_json_telling",
     "has_non_finite",
@@ -172,6 +175,23 @@ def encode_json_telling(value: Any) -> tuple[bytes, bool]:
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry."""
     return encode_json_telling(value)[0]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# The standard library would read NaN, Infinity and -Infinity, which are not JSON.
+_strict_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def decode_json(text: str) -> Any:
+    """One JSON document; ``ValueError`` (a ``JSONDecodeError`` for syntax) when it is not.
+
+    ``NaN`` and the infinities are refused ("NaN is not a JSON number"), as
+    :func:`encode_json` refuses to write them.
+    """
+    return _strict_decoder.decode(text)
 
 
 def item_encoder(trusted: bool) -> Callable[[Any], bytes]:

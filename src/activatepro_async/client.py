@@ -23,6 +23,7 @@ import attrs
 import cattrs
 import httpx
 
+from ._columnar import ArrowStream
 from ._engine import run_bulk
 from ._retry import (
     RETRY_AFTER_STATUSES,
@@ -630,7 +631,10 @@ class AsyncClient:
 
     async def upsert_many(
         self,
-        users: Iterable[User | Mapping[str, Any]] | AsyncIterable[User | Mapping[str, Any]],
+        users: Iterable[User | Mapping[str, Any]]
+        | AsyncIterable[User | Mapping[str, Any]]
+        | ArrowStream
+        | Iterable[ArrowStream],
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
@@ -715,6 +719,14 @@ class AsyncClient:
         cancellation through unchanged, with no task left running; the counts
         up to then are those of the last ``on_progress`` call.
 
+        ``users`` may also be columnar: a ``pyarrow.Table``, a ``RecordBatch``,
+        a ``RecordBatchReader`` or any iterable of record batches, or anything
+        exporting ``__arrow_c_stream__`` (a Polars DataFrame). It is read
+        batch by batch and encoded column by column, with the dict path's
+        meaning: column names are keys, a null cell is left out, integer ids
+        are sent as strings (needs ``pip install 'activatepro-async[arrow]'``;
+        docs/guides/columnar.md).
+
         With concurrency above 1, chunks may be applied out of input order:
         if the same id appears twice in different chunks, which write wins is
         not defined (within one chunk, input order holds).
@@ -735,7 +747,10 @@ class AsyncClient:
 
     async def delete_many(
         self,
-        user_ids: Iterable[DeletedItem] | AsyncIterable[DeletedItem],
+        user_ids: Iterable[DeletedItem]
+        | AsyncIterable[DeletedItem]
+        | ArrowStream
+        | Iterable[ArrowStream],
         *,
         chunk_size: int = MAX_BATCH_ITEMS,
         concurrency: int = 8,
@@ -749,7 +764,9 @@ class AsyncClient:
         """Delete any number of users, in concurrent batches (as :meth:`upsert_many`).
 
         ``user_ids`` holds ids (``str``), :class:`User`s or wire mappings with
-        an ``"id"``; unknown ids succeed, as for :meth:`delete_user`.
+        an ``"id"``, or columnar input with an ``id`` column (every column is
+        sent, as for mappings: select the ones to send); unknown ids succeed,
+        as for :meth:`delete_user`.
 
         >>> result = await client.delete_many(line.strip() for line in open("ids.txt"))
         """

@@ -302,3 +302,22 @@ async def test_in_process_and_served_answer_alike() -> None:
                 ]
             )
     assert answers[0] == answers[1]
+
+
+def test_a_dump_cut_short_leaves_the_earlier_file_whole(tmp_path: Path) -> None:
+    # A server killed while dumping must not leave a file that reads as a
+    # smaller state: the dump is written aside and renamed when complete.
+    from activatepro_async._cli import serve_command
+
+    class DiesOnTheSecondUser:
+        def __init__(self) -> None:
+            self.users = {"a": {"id": "a"}, "b": {"id": "b", "cannot": object()}}
+
+        def process_pending(self) -> None:
+            pass
+
+    dump = tmp_path / "state.jsonl"
+    dump.write_text('{"id": "earlier"}\n')
+    with pytest.raises(TypeError):
+        serve_command._dump_users(DiesOnTheSecondUser(), str(dump))  # type: ignore[arg-type]
+    assert dump.read_text() == '{"id": "earlier"}\n'

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..bulk import BulkProgress, BulkResult, ChunkOutcome
     from ..client import AsyncClient
     from ..models import TrackingStatus
+    from .columnar import SentRows
     from .journal import Journal
     from .readers import SourceRow
 
@@ -86,6 +87,8 @@ class RunOptions:
     wait: bool = False
     wait_timeout: float = 300.0
     dry_run: bool = False
+    #: Send a Parquet file's record batches as they are (False: a dict per row).
+    columnar: bool = True
 
     @property
     def journal_rows(self) -> int:
@@ -254,6 +257,8 @@ class _Run:
         self.failed_in_a_row = 0
         #: Set when too many chunks failed in a row: the API is down, stop sending.
         self.api_down: Exception | None = None
+        #: The rows sent on the columnar path (a Parquet file), else None.
+        self.columnar: SentRows | None = None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -315,12 +320,7 @@ class _Run:
             if self.api_down is not None:
                 # There is more to send, and it would only fail alike. The row
                 # is not counted: it was not settled, a rerun reads it again.
-                cause = self.api_down
-                self.summary.stopped_by = (
-                    f"{self.failed_in_a_row} chunks in a row failed ({type(cause).__name__}: "
-                    f"{cause}); stopped sending: fix the cause and rerun (with --journal to "
-                    "skip what was accepted)"
-                )
+                self.stop_sending()
                 return
             item = self.settle_locally(row)
             read += 1
@@ -333,12 +333,23 @@ class _Run:
             elif self.unwritten_rows >= self.options.journal_rows:
                 self.write()
 
+    def stop_sending(self) -> None:
+        cause = self.api_down
+        self.summary.stopped_by = (
+            f"{self.failed_in_a_row} chunks in a row failed ({type(cause).__name__}: "
+            f"{cause}); stopped sending: fix the cause and rerun (with --journal to "
+            "skip what was accepted)"
+        )
+
     # -- what became of the rows sent ----------------------------------------------------
 
     def on_chunk(self, outcome: ChunkOutcome) -> None:
         """Account for settled rows: counts, rejects, the journal (the bulk engine's hook)."""
         summary = self.summary
-        rows = [self.sent.pop(p) for p in outcome.positions]
+        if self.columnar is not None:
+            rows = self.columnar.take(outcome.positions, {r.position for r in outcome.rejected})
+        else:
+            rows = [self.sent.pop(p) for p in outcome.positions]
         by_position = dict(zip(outcome.positions, rows, strict=True))
         for user in outcome.rejected:
             stage = "local" if user.local else "api"
@@ -409,8 +420,11 @@ class _Run:
         self.rejects.write(records)
         self.tracking.extend((c.tracking_id, c.rejected, True) for c in journal.chunks)
 
-    async def send(self, rows: AsyncIterator[SourceRow]) -> None:
-        """One bulk run over every row; what it settles is written as it goes."""
+    async def send(self, rows: AsyncIterator[Any], keys: list[str | None] | None = None) -> None:
+        """One bulk run over every row; what it settles is written as it goes.
+
+        With ``keys``, ``rows`` are a Parquet file's record batches (the columnar path).
+        """
         client = self.client
         if self.options.dry_run or client is None:
             async for _ in self.items(rows):
@@ -419,9 +433,14 @@ class _Run:
         bulk = client.upsert_many if self.plan.operation == "upsert" else client.delete_many
         result: BulkResult
         stop: BaseException | None = None
+        items: AsyncIterator[Any] = self.items(rows)
+        if keys is not None:
+            from .columnar import arrow_batches
+
+            items = arrow_batches(self, rows, keys)
         try:
             result = await bulk(
-                self.items(rows),
+                items,
                 chunk_size=self.options.chunk_size,
                 concurrency=self.options.concurrency,
                 on_progress=self.on_progress,
@@ -448,13 +467,29 @@ class _Run:
             if summary.stopped_by is None:
                 summary.stopped_by = f"{type(stop).__name__}: {stop}"
 
+    def columnar_keys(self) -> list[str | None] | None:
+        """The plan's keys for the source's columns when it takes the columnar path, else None."""
+        schema = getattr(self.source, "arrow_schema", None)
+        if schema is None or self.client is None or not self.options.columnar:
+            return None
+        from .columnar import SentRows, usable
+
+        if not usable(self.plan, schema, dry_run=self.options.dry_run):
+            return None
+        self.columnar = SentRows()
+        return self.plan.keys(list(schema.names), self.source.name)
+
     async def run(self) -> Summary:
         summary = self.summary
         self.resume()
+        keys = self.columnar_keys()
         # Abandoned on cancel (Ctrl-C), so a read blocked on an idle pipe cannot hang the exit.
-        rows = aiter(ThreadedReader(self.source, batch=_READ_BATCH, abandon_on_cancel=True))
+        source: Any = self.source if keys is None else self.source.arrow_parts()  # type: ignore[attr-defined]
+        rows = aiter(
+            ThreadedReader(source, batch=_READ_BATCH if keys is None else 1, abandon_on_cancel=True)
+        )
         try:
-            await self.send(rows)
+            await self.send(rows, keys)
         finally:
             # Also on Ctrl-C or a 401: what was settled is written (no await here).
             self.write()

@@ -13,6 +13,7 @@ the emulator.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -226,10 +227,14 @@ def _dump_users(emulator: Emulator, path: str) -> None:
     """Write the emulator's state as it stands once everything queued is applied."""
     emulator.process_pending()
     users = emulator.users
+    # Written aside and renamed: a server killed while dumping leaves no file cut
+    # short that a reader could take for the whole state.
+    partial = f"{path}.partial"
     try:
-        with open(path, "w", encoding="utf-8") as out:
+        with open(partial, "w", encoding="utf-8") as out:
             for user_id in sorted(users):
                 out.write(json.dumps(users[user_id], sort_keys=True, ensure_ascii=False) + "\n")
+        os.replace(partial, path)
     except OSError as error:
         raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
     click.echo(f"Wrote {len(users):,} users to {path}")

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from .._wire import decode_json
+
 __all__ = ["JSONError", "dumps", "loads"]
 
 
@@ -19,11 +21,6 @@ class JSONError(ValueError):
     """The bytes are not one valid JSON document; the message says why."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_std_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 _std_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # A "\uD800"-style escape may be a lone surrogate, which is not a Unicode
 # character; only bodies holding one pay for the full check.
@@ -36,7 +33,7 @@ def _std_loads(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise JSONError(f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        value = _std_decoder.decode(text)
+        value = decode_json(text)
     except RecursionError:
         raise JSONError("the body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, NaN, and ints over the digit limit

@@ -1,0 +1,34 @@
+"""The core tests on the other supported Pythons: ``python -m nox`` (``scripts/test`` runs it).
+
+The whole suite runs on the Python of your environment (``scripts/test``). Here,
+the core (the client, the bulk engine, the sync facade, the emulator) runs on the
+oldest and the newest Python that ``requires-python`` admits, each in its own
+virtualenv with only the SDK, its ``server``, ``fast`` and ``arrow`` extras and the test tools:
+what a user of that Python installs. The CLI, Spark, chaos, packaging and
+benchmark tests stay on one Python; they exercise the same core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["core"]
+nox.options.error_on_missing_interpreters = True
+
+#: The test files of the core; the drivers' tests (cli/, integrations/, ...) are left out.
+_LEFT_OUT = {"test_packaging.py", "test_bulk_benchmark.py"}
+
+
+def _core_tests() -> list[str]:
+    tests = Path(__file__).parent / "tests"
+    files = sorted(p for p in tests.glob("test_*.py") if p.name not in _LEFT_OUT)
+    return [str(p.relative_to(tests.parent)) for p in files] + ["tests/emulator"]
+
+
+@nox.session(python=["3.10", "3.13"])
+def core(session: nox.Session) -> None:
+    """pytest over the core tests, on asyncio and trio."""
+    session.install("--disable-pip-version-check", "-q", ".[server,fast,arrow,test]")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *_core_tests())

@@ -1,0 +1,707 @@
+"""Columnar input for the bulk engine: Arrow tables, record batches, Polars, Parquet.
+
+``upsert_many``/``delete_many`` take a ``pyarrow.Table``, a ``RecordBatch``, a
+``RecordBatchReader`` (or any iterable of record batches), or any object that
+exports ``__arrow_c_stream__`` (a Polars DataFrame). The input is read batch by
+batch, and a window of rows becomes JSON with Arrow's compute kernels, one call
+per column, never a Python object per row:
+
+1. each column becomes a string array of ``"name":<json>`` fragments (strings
+   escaped only when a cell needs it; ints, bools, floats, dates and aware
+   timestamps formatted as the dict path formats them), a null cell a null
+   fragment;
+2. the fragments of a row are joined with ``,`` skipping nulls (a null is left
+   out: an upsert never clears) and wrapped in ``{...},``, so the window is one
+   data buffer of users, and ``binary_length`` gives each user's size;
+3. rows that cannot be sent are rejected locally, with the same codes and
+   reasons as the dict path: null or empty id, NaN/infinity, over 1 MiB, more
+   than fits in ``max_chunk_bytes``; the others are cut into chunks of at most
+   ``chunk_size`` users and ``max_chunk_bytes``, each body the head, a slice of
+   the data buffer and the tail.
+
+Struct, list and map columns are encoded per cell in Python (the dict path's
+own converter and encoder): correct, not fast. Columns of a type the API has
+no form for (binary, decimal, time of day, durations) and naive timestamps are
+refused before anything is sent, with what to do.
+
+Integer ids travel as strings. The chunks go to the engine through
+:meth:`_engine._Run.flush`: the ownership and accounting of :mod:`._engine`
+hold unchanged. pyarrow is imported here only, and only for columnar input:
+without it, such input is a :class:`~.errors.ConfigurationError` naming the
+extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import AsyncIterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from ._wire import MAX_USER_BYTES, encode_json, value_to_wire
+from .errors import ConfigurationError, ErrorCode
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from ._engine import _Chunk, _Run
+
+__all__ = [
+    "ARROW_HINT",
+    "ArrowStream",
+    "arrow_modules",
+    "is_arrow_item",
+    "is_columnar",
+    "produce",
+    "record_batches",
+    "rename_columns",
+]
+
+ARROW_HINT = "pip install 'activatepro-async[arrow]'"
+
+
+class ArrowStream(Protocol):
+    """What exports an Arrow C stream: a pyarrow Table or reader, a Polars DataFrame."""
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any: ...
+
+
+#: Rows encoded in one go (a multiple of any chunk_size up to 1000): large enough
+#: that the per-call cost of the kernels is spread thin, small enough to stay flat.
+WINDOW_ROWS = 8000
+
+# Why a row is not sent, most urgent first: the dict path finds them in this
+# order (conversion, the id, encoding, the size, the chunk's byte cap).
+_CONVERT, _ID, _ENCODE, _SIZE, _FIT = range(5)
+
+_NaN_DETAILS: str | None = None
+
+
+def _non_finite_details() -> str:
+    """The dict path's words for a NaN, from the encoder that says them."""
+    global _NaN_DETAILS
+    if _NaN_DETAILS is None:
+        try:
+            encode_json(math.nan)
+        except ValueError as exc:
+            _NaN_DETAILS = f"the user cannot be sent as JSON: {exc}"
+        else:  # pragma: no cover - the encoder always refuses NaN
+            _NaN_DETAILS = "the user cannot be sent as JSON: NaN"
+    return _NaN_DETAILS
+
+
+# -- what is columnar ---------------------------------------------------------------
+
+
+def _from_pyarrow(kind: type) -> bool:
+    return (getattr(kind, "__module__", None) or "").split(".")[0] == "pyarrow"
+
+
+def is_columnar(obj: object) -> bool:
+    """True for an Arrow table, batch or reader, or anything exporting an Arrow stream.
+
+    Duck-typed, so it answers without pyarrow installed.
+    """
+    kind = type(obj)
+    return hasattr(kind, "__arrow_c_stream__") or (
+        _from_pyarrow(kind) and kind.__name__ in ("Table", "RecordBatch", "RecordBatchReader")
+    )
+
+
+def is_arrow_item(item: object) -> bool:
+    """True for one item of an iterable of record batches (or tables)."""
+    kind = type(item)
+    return _from_pyarrow(kind) and kind.__name__ in ("RecordBatch", "Table")
+
+
+def arrow_modules() -> tuple[Any, Any]:
+    """``(pyarrow, pyarrow.compute)``, or a ConfigurationError naming the extra."""
+    try:
+        pa = importlib.import_module("pyarrow")
+        pc = importlib.import_module("pyarrow.compute")
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Arrow input (a table, record batches, a Polars DataFrame) needs pyarrow: {ARROW_HINT}"
+        ) from exc
+    return pa, pc
+
+
+def record_batches(source: Any) -> Iterator[Any]:
+    """The record batches of ``source``, read lazily (a table's are its chunks, no copy)."""
+    pa, _ = arrow_modules()
+    if isinstance(source, pa.RecordBatch):
+        yield source
+    elif isinstance(source, pa.Table):
+        yield from source.to_batches()
+    elif isinstance(source, pa.RecordBatchReader):
+        yield from source
+    elif hasattr(type(source), "__arrow_c_stream__"):
+        yield from pa.RecordBatchReader.from_stream(source)
+    else:  # an iterable of batches or tables
+        for item in source:
+            yield from _batches_of(pa, item)
+
+
+def _batches_of(pa: Any, item: Any) -> Iterator[Any]:
+    """One item of an iterable of batches, as batches."""
+    if isinstance(item, pa.RecordBatch):
+        yield item
+    elif isinstance(item, pa.Table):
+        yield from item.to_batches()
+    else:
+        raise TypeError(
+            f"an iterable of record batches holds {type(item).__name__}: "
+            "give batches (or tables) only"
+        )
+
+
+class _Rebatcher:
+    """Cuts batches into windows of exactly ``rows`` rows; small ones of one schema combined."""
+
+    def __init__(self, rows: int) -> None:
+        self.pa, _ = arrow_modules()
+        self.rows = rows
+        self.pending: list[Any] = []  # of one schema, fewer than `rows` rows in all
+        self.count = 0
+
+    def add(self, batch: Any) -> Iterator[Any]:
+        """The windows ``batch`` completes."""
+        if batch.num_rows and self.pending and not batch.schema.equals(self.pending[0].schema):
+            yield from self.rest()
+        while batch.num_rows:
+            head, batch = (
+                batch.slice(0, self.rows - self.count),
+                batch.slice(self.rows - self.count),
+            )
+            self.pending.append(head)
+            self.count += head.num_rows
+            if self.count == self.rows:
+                yield from self.rest()
+
+    def rest(self) -> Iterator[Any]:
+        """The rows not in a window yet, as one (at the end, or before another schema)."""
+        if self.pending:
+            window = _combine(self.pa, self.pending)
+            self.pending, self.count = [], 0
+            yield window
+
+
+def _windows(batches: Iterator[Any], rows: int) -> Iterator[Any]:
+    """The windows of ``batches`` (see :class:`_Rebatcher`)."""
+    rebatcher = _Rebatcher(rows)
+    try:
+        for batch in batches:
+            yield from rebatcher.add(batch)
+    except Exception:
+        # The input broke: what was read is sent first, as in the dict path.
+        yield from rebatcher.rest()
+        raise
+    yield from rebatcher.rest()
+
+
+def _combine(pa: Any, batches: list[Any]) -> Any:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+# -- the columns ---------------------------------------------------------------------
+
+_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_SHORT = {"\b": "\\b", "\f": "\\f"}
+# A slice position past the end of any cell: binary_replace_slice there appends.
+_END = 2**62
+# What JSON must escape in a string: the encoders escape exactly these.
+# The bytes a JSON string may hold as they are: deleting them from a column's
+# data buffer (bytes.translate, one fast C pass) leaves what needs escaping.
+_PLAIN_BYTES = bytes(b for b in range(256) if b >= 0x20 and b not in b'"\\')
+_RARE_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r")
+
+
+def _holds(data: memoryview, keep: bytes) -> bool:
+    """Whether ``data`` holds a byte not in ``keep``."""
+    return bool(bytes(data).translate(None, keep))
+
+
+def _column_kind(pa: Any, name: str, kind: Any) -> str:
+    """How a column of Arrow type ``kind`` is encoded; TypeError for what has no JSON form."""
+    types = pa.types
+    if types.is_dictionary(kind):
+        return _column_kind(pa, name, kind.value_type)
+    if types.is_null(kind):
+        return "null"
+    if types.is_string(kind) or types.is_large_string(kind) or _is(types, "is_string_view", kind):
+        return "string"
+    if types.is_boolean(kind):
+        return "bool"
+    if types.is_integer(kind):
+        return "int"
+    if types.is_floating(kind):
+        return "float"
+    if types.is_date(kind):
+        return "date"
+    if types.is_timestamp(kind):
+        if kind.tz is None:
+            raise TypeError(
+                f"column {name!r} holds timestamps without a time zone: the API stores UTC, "
+                "so say which zone they are in, e.g. "
+                f"pc.assume_timezone(table[{name!r}], 'Europe/Berlin') or "
+                f"table[{name!r}].cast(pa.timestamp('us', tz='UTC')) if they are UTC"
+            )
+        return "timestamp"
+    if (
+        types.is_struct(kind)
+        or types.is_list(kind)
+        or types.is_large_list(kind)
+        or types.is_fixed_size_list(kind)
+        or types.is_map(kind)
+        or _is(types, "is_list_view", kind)
+        or _is(types, "is_large_list_view", kind)
+    ):
+        return "nested"
+    hint = "cast it to float64 or string" if types.is_decimal(kind) else "cast it to string"
+    raise TypeError(
+        f"column {name!r} is {kind}, which JSON has no form for: {hint}, or leave it out "
+        "(table.drop_columns)"
+    )
+
+
+def _is(types: Any, test: str, kind: Any) -> bool:
+    check = getattr(types, test, None)  # newer pyarrow only
+    return bool(check(kind)) if check is not None else False
+
+
+class _Problems:
+    """The first reason each row of a window cannot be sent, by rank then column."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[int, ErrorCode, str, str | None]] = {}
+
+    def note(
+        self, row: int, rank: int, code: ErrorCode, details: str, pointer: str | None = None
+    ) -> None:
+        old = self.rows.get(row)
+        if old is None or old[0] > rank:
+            self.rows[row] = (rank, code, details, pointer)
+
+
+class _Encoder:
+    """How the rows of one schema become JSON; made once per schema."""
+
+    def __init__(self, schema: Any, *, ids_only: bool = False) -> None:
+        self.pa, self.pc = arrow_modules()
+        self.large = self.pa.large_string()
+        names: list[str] = list(schema.names)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise TypeError(
+                f"the input has two columns named {dupes[0]!r}: a user has each key once; "
+                "rename or drop one"
+            )
+        self.id_index: int | None = names.index("id") if "id" in names else None
+        self.columns: list[tuple[int, str, str]] = []
+        for index, field in enumerate(schema):
+            if ids_only and index != self.id_index:
+                continue  # a delete sends the id alone
+            kind = _column_kind(self.pa, field.name, field.type)
+            if index == self.id_index:
+                if kind not in ("string", "int", "null"):
+                    raise TypeError(
+                        f"the id column is {field.type}: ids are strings (integers are sent "
+                        "as strings); cast it with table.cast or pc.cast"
+                    )
+                kind = "id" if kind != "null" else "null"
+            if kind != "null":
+                self.columns.append((index, field.name, kind))
+
+    def scalar(self, text: str) -> Any:
+        return self.pa.scalar(text, self.large)
+
+    def text(self, array: Any) -> Any:
+        """``array`` decoded from a dictionary and as a large string array."""
+        pa = self.pa
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        return array.cast(self.large)
+
+    def quoted(self, prefix: str, array: Any, *, escape: bool = True) -> Any:
+        """``"name":"<text>"`` per cell, escaped as JSON."""
+        pc = self.pc
+        text = self.text(array)
+        if escape and _holds(_data(self.pa, text), _PLAIN_BYTES):
+            for old, new in _ESCAPES:
+                text = pc.replace_substring(text, old, new)
+            if _holds(_data(self.pa, text), _RARE_BYTES):
+                for code in range(0x20):
+                    char = chr(code)
+                    if char in "\n\r\t":
+                        continue  # escaped above
+                    new = _SHORT.get(char, f"\\u{code:04x}")
+                    text = pc.replace_substring(text, char, new)
+        return self.wrap(prefix + '"', text, '"')
+
+    def wrap(self, prefix: str, text: Any, suffix: str = "") -> Any:
+        """``prefix + cell + suffix`` per cell (null stays null).
+
+        binary_replace_slice at the start and at the end: a pass of memcpy,
+        three times cheaper than binary_join_element_wise.
+        """
+        pc = self.pc
+        text = pc.binary_replace_slice(text, start=0, stop=0, replacement=prefix)
+        if suffix:
+            text = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=suffix)
+        return text
+
+    def bare(self, prefix: str, text: Any) -> Any:
+        return self.wrap(prefix, text)
+
+    def fragments(self, name: str, kind: str, array: Any, problems: _Problems, lead: str) -> Any:
+        """``lead`` and the ``"name":<json>`` of each cell of one column (null for a null cell)."""
+        pa, pc = self.pa, self.pc
+        prefix = lead + encode_json(name).decode() + ":"
+        if kind == "string":
+            return self.quoted(prefix, array)
+        if kind == "id":
+            # Never null: a row with every fragment null would be dropped by
+            # binary_join_element_wise(null_handling="skip") in pyarrow 26 (its
+            # rows would shift), and a row without an id is rejected anyway.
+            text = pc.fill_null(self.text(array), self.scalar(""))
+            return self.quoted(prefix, text, escape=not pa.types.is_integer(array.type))
+        if kind == "int":
+            return self.bare(prefix, self.text(array))
+        if kind == "bool":
+            words = pc.if_else(array, self.scalar("true"), self.scalar("false"))
+            return self.bare(prefix, words)
+        if kind == "float":
+            numbers = array.cast(pa.float64())
+            bad = pc.invert(pc.fill_null(pc.is_finite(numbers), True))
+            if pc.any(bad).as_py():
+                for row in pc.indices_nonzero(bad).to_pylist():
+                    problems.note(row, _ENCODE, ErrorCode.INVALID_JSON, _non_finite_details())
+            text = numbers.cast(self.large)
+            # Arrow writes 1.0 as "1": keep it a float, as the dict path does.
+            whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
+            point = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=".0")
+            text = pc.if_else(whole, point, text)
+            return self.bare(prefix, text)
+        if kind == "date":
+            if pa.types.is_date64(array.type):
+                array = array.cast(pa.date32())
+            return self.quoted(prefix, array, escape=False)
+        if kind == "timestamp":
+            utc = array.cast(pa.timestamp("us", tz="UTC"), safe=False)
+            text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S")
+            # datetime.isoformat: the fraction only when it is not zero.
+            text = pc.replace_substring_regex(text.cast(self.large), r"\.000000$", "")
+            return self.wrap(prefix + '"', text, 'Z"')
+        return self.nested(prefix, array, problems)
+
+    def nested(self, prefix: str, array: Any, problems: _Problems) -> Any:
+        """Struct, list and map cells, one by one with the dict path's converter and encoder."""
+        out: list[str | None] = []
+        for row, value in enumerate(array.to_pylist()):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                wire = value_to_wire(value)
+            except (ValueError, TypeError) as exc:
+                problems.note(row, _CONVERT, ErrorCode.INVALID_FIELD, str(exc))
+                out.append(None)
+                continue
+            try:
+                encoded = encode_json(wire)
+            except (ValueError, TypeError, RecursionError) as exc:
+                problems.note(
+                    row, _ENCODE, ErrorCode.INVALID_JSON, f"the user cannot be sent as JSON: {exc}"
+                )
+                out.append(None)
+                continue
+            out.append(prefix + encoded.decode())
+        return self.pa.array(out, self.large)
+
+    # -- a window ------------------------------------------------------------------
+
+    def encode(
+        self, batch: Any, *, max_chunk_bytes: int, overhead: int
+    ) -> tuple[Any, Any, Any, _Problems]:
+        """One window: its users as ``{...},`` strings, their sizes, ids, and the problems."""
+        pa, pc = self.pa, self.pc
+        rows = batch.num_rows
+        problems = _Problems()
+        column = None if self.id_index is None else batch.column(self.id_index)
+        if column is None or pa.types.is_null(column.type):
+            ids = pa.nulls(rows, self.large)
+        else:
+            ids = self.text(column)
+        missing = pc.is_null(ids)
+        empty = pc.fill_null(pc.equal(ids, self.scalar("")), False)
+        if pc.any(missing).as_py():
+            for row in pc.indices_nonzero(missing).to_pylist():
+                problems.note(row, _ID, ErrorCode.INVALID_FIELD, "the user has no id", "/id")
+        if pc.any(empty).as_py():
+            for row in pc.indices_nonzero(empty).to_pylist():
+                problems.note(
+                    row,
+                    _ID,
+                    ErrorCode.INVALID_FIELD,
+                    "the user has an id that is not a non-empty string: ''",
+                    "/id",
+                )
+        if column is None or pa.types.is_null(column.type):
+            # No row has an id: nothing to encode (each row is rejected above).
+            users = pa.array(["{},"] * rows, self.large)
+            return users, pc.subtract(pc.binary_length(users), 1), ids, problems
+        # One join per window: the id's fragment (never null) opens the object,
+        # each other one brings its comma, a null one is skipped.
+        ordered = sorted(self.columns, key=lambda column: column[2] != "id")  # stable
+        arrays = [
+            self.fragments(name, kind, batch.column(index), problems, "{" if kind == "id" else ",")
+            for index, name, kind in ordered
+        ]
+        users = pc.binary_join_element_wise(
+            *arrays, self.scalar("},"), self.scalar(""), null_handling="skip"
+        )
+        if len(users) != rows:  # pragma: no cover - the id fragment above prevents it
+            raise RuntimeError(f"pyarrow joined {rows} rows into {len(users)}")
+        sizes = pc.subtract(pc.binary_length(users), 1)  # without the comma
+        too_large = pc.greater(sizes, MAX_USER_BYTES)
+        if pc.any(too_large).as_py():
+            for row in pc.indices_nonzero(too_large).to_pylist():
+                size = sizes[row].as_py()
+                problems.note(
+                    row,
+                    _SIZE,
+                    ErrorCode.INVALID_FIELD,
+                    f"the user is {size} bytes as JSON; the API takes at most "
+                    f"{MAX_USER_BYTES} (1 MiB) per user",
+                )
+        unfit = pc.greater(sizes, max_chunk_bytes - overhead)
+        if pc.any(unfit).as_py():
+            for row in pc.indices_nonzero(unfit).to_pylist():
+                size = sizes[row].as_py()
+                problems.note(
+                    row,
+                    _FIT,
+                    ErrorCode.MAX_BATCH_SIZE,
+                    f"the user is {size} bytes as JSON, more than fits in "
+                    f"max_chunk_bytes={max_chunk_bytes}: raise max_chunk_bytes",
+                )
+        return users, sizes, ids, problems
+
+
+def _data(pa: Any, array: Any) -> memoryview:
+    """The bytes of every value of a large string array, back to back (no copy)."""
+    buffers = array.buffers()
+    offsets = pa.Array.from_buffers(
+        pa.int64(), len(array) + 1, [None, buffers[1]], offset=array.offset
+    )
+    start, end = offsets[0].as_py(), offsets[len(array)].as_py()
+    return memoryview(buffers[2])[start:end]
+
+
+# A window's work: (rows read, pieces to send, rejects as engine arguments).
+_Reject = tuple[int, "str | None", ErrorCode, str, "str | None"]
+_Window = tuple[int, list[tuple[bytes, list[str], list[int]]], list[_Reject]]
+
+
+class _Windows:
+    """Reads the input window by window and encodes each (in a worker thread)."""
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        head: bytes,
+        tail: bytes,
+        chunk_size: int,
+        max_chunk_bytes: int,
+        ids_only: bool,
+    ) -> None:
+        self.pa, self.pc = arrow_modules()
+        self.rows = rows = max(chunk_size, (WINDOW_ROWS // chunk_size) * chunk_size)
+        self.windows = _windows(record_batches(source), rows)
+        self.head, self.tail = head, tail
+        self.overhead = len(head) + len(tail)
+        self.chunk_size = chunk_size
+        self.max_chunk_bytes = max_chunk_bytes
+        self.ids_only = ids_only
+        self.encoder: _Encoder | None = None
+        self.encoder_schema: Any = None
+
+    def next(self, base: int) -> _Window | None:
+        """The next window, its first row at input position ``base``; None at the end."""
+        batch = next(self.windows, None)
+        return None if batch is None else self.encode_window(batch, base)
+
+    def encode_window(self, batch: Any, base: int) -> _Window:
+        """One window, its first row at input position ``base``."""
+        if self.encoder is None or not self.encoder_schema.equals(batch.schema):
+            self.encoder = _Encoder(batch.schema, ids_only=self.ids_only)
+            self.encoder_schema = batch.schema
+        return self.encode(self.encoder, batch, base)
+
+    def encode(self, encoder: _Encoder, batch: Any, base: int) -> _Window:
+        pa = self.pa
+        rows = batch.num_rows
+        users, sizes, ids, problems = encoder.encode(
+            batch, max_chunk_bytes=self.max_chunk_bytes, overhead=self.overhead
+        )
+        rejects: list[_Reject] = []
+        positions: Any
+        if problems.rows:
+            keep = [True] * rows
+            for row in sorted(problems.rows):
+                rank, code, details, pointer = problems.rows[row]
+                keep[row] = False
+                uid = None if rank == _ID else ids[row].as_py() or None
+                rejects.append((base + row, uid, code, details, pointer))
+            mask = pa.array(keep, pa.bool_())
+            users, sizes, ids = users.filter(mask), sizes.filter(mask), ids.filter(mask)
+            positions = [base + i for i, kept in enumerate(keep) if kept]
+        else:
+            positions = range(base, base + rows)
+        pieces: list[tuple[bytes, list[str], list[int]]] = []
+        for start in range(0, len(users), self.chunk_size):
+            stop = min(start + self.chunk_size, len(users))
+            pieces += self.pack(
+                users.slice(start, stop - start),
+                sizes.slice(start, stop - start),
+                ids.slice(start, stop - start),
+                list(positions[start:stop]),
+            )
+        return rows, pieces, rejects
+
+    def pack(
+        self, users: Any, sizes: Any, ids: Any, positions: list[int]
+    ) -> list[tuple[bytes, list[str], list[int]]]:
+        """Bodies for one chunk's users: one, or more where ``max_chunk_bytes`` cuts it."""
+        total = self.pc.sum(sizes).as_py() + len(users) - 1 + self.overhead
+        if total <= self.max_chunk_bytes:
+            return [(self.body(users), ids.to_pylist(), positions)]
+        # Over the byte cap: cut where the next user would not fit (each fits alone).
+        pieces = []
+        start, size = 0, self.overhead
+        for index, user_size in enumerate(sizes.to_pylist()):
+            added = user_size + (1 if index > start else 0)
+            if index > start and size + added > self.max_chunk_bytes:
+                pieces.append(self.piece(users, ids, positions, start, index))
+                start, size, added = index, self.overhead, user_size
+            size += added
+        pieces.append(self.piece(users, ids, positions, start, len(users)))
+        return pieces
+
+    def piece(
+        self, users: Any, ids: Any, positions: list[int], start: int, stop: int
+    ) -> tuple[bytes, list[str], list[int]]:
+        count = stop - start
+        return (
+            self.body(users.slice(start, count)),
+            ids.slice(start, count).to_pylist(),
+            positions[start:stop],
+        )
+
+    def body(self, users: Any) -> bytes:
+        data = _data(self.pa, users)
+        return b"".join((self.head, data[:-1], self.tail))  # the last comma left out
+
+
+async def produce(run: _Run, source: Any, send: MemoryObjectSendStream[_Chunk]) -> None:
+    """The engine's producer for columnar input: a window at a time, through ``run.flush``.
+
+    Reading and encoding a window run in a worker thread (Arrow's kernels let
+    go of the GIL, so the event loop goes on sending); the window's rows are
+    accounted for back on the loop, without an await between rejecting them,
+    making their chunks and handing those over. A window that was read but
+    not accounted for (a cancellation while in the thread) was never
+    submitted.
+    """
+    windows = _Windows(
+        source,
+        head=run.head,
+        tail=run.tail,
+        chunk_size=run.chunk_size,
+        max_chunk_bytes=run.max_chunk_bytes,
+        ids_only=run.operation == "delete",
+    )
+
+    async def hand_over(window: _Window) -> None:
+        rows, pieces, rejects = window
+        run.submitted += rows
+        for reject in rejects:
+            run.reject_local(*reject)
+        await run.flush(send, [run.new_chunk(*piece) for piece in pieces])
+
+    if not isinstance(source, AsyncIterable):
+        while True:
+            window = await anyio.to_thread.run_sync(windows.next, run.submitted)
+            if window is None:
+                return
+            await hand_over(window)
+
+    # An async iterable of batches (the command's reader): read on the loop,
+    # each window encoded in a worker thread.
+    async def encode(batches: Iterator[Any]) -> None:
+        for batch in list(batches):
+            await hand_over(
+                await anyio.to_thread.run_sync(windows.encode_window, batch, run.submitted)
+            )
+
+    pa, _ = arrow_modules()
+    rebatcher = _Rebatcher(windows.rows)
+    items = aiter(source)
+    while True:
+        try:
+            item = await anext(items)
+        except StopAsyncIteration:
+            break
+        except Exception:
+            await encode(rebatcher.rest())  # what was read is sent first
+            raise
+        for batch in list(_batches_of(pa, item)):
+            await encode(rebatcher.add(batch))
+    await encode(rebatcher.rest())
+
+
+def check(source: Any, operation: str) -> None:
+    """Refuse, before the run starts, columnar input that cannot be sent at all.
+
+    pyarrow missing is a ConfigurationError; a column with no JSON form (or a
+    naive timestamp, or a non-string id column) a TypeError, when the schema is
+    known without reading (a table, a batch, a reader).
+    """
+    arrow_modules()
+    schema = getattr(source, "schema", None)
+    if schema is not None and _from_pyarrow(type(schema)):
+        _Encoder(schema, ids_only=operation == "delete")
+
+
+# -- the row rules at the Arrow level ------------------------------------------------
+
+
+def rename_columns(data: Any, keys: Sequence[str | None]) -> Any:
+    """``data`` (a ``RecordBatch`` or ``Table``) with each column renamed to its wire key.
+
+    ``keys`` holds the key of each column in order, ``None`` to leave it out:
+    what :meth:`~._rows.RowRules.keys` answers for the columns (so ``--map``
+    and Spark's ``mapping=`` checks and messages stay the row path's). Only
+    metadata changes: the column buffers are shared, not copied. Values are
+    not cast (``--type``'s casters work on single values).
+
+    >>> import pyarrow as pa
+    >>> batch = pa.record_batch({"user_id": [1], "mail": ["a@x.test"], "internal": [0]})
+    >>> rename_columns(batch, ["id", "email", None]).schema.names
+    ['id', 'email']
+    """
+    pa, _ = arrow_modules()
+    names = list(data.schema.names)
+    if len(keys) != len(names):
+        raise ValueError(f"{len(keys)} keys for {len(names)} columns ({', '.join(names)})")
+    kept = [(index, key) for index, key in enumerate(keys) if key is not None]
+    columns = [data.column(index) for index, _ in kept]
+    renamed = [key for _, key in kept]
+    if isinstance(data, pa.Table):
+        return pa.Table.from_arrays(columns, names=renamed)
+    return pa.RecordBatch.from_arrays(columns, names=renamed)
