@@ -32,7 +32,7 @@ from ...bulk import BulkResult, Operation
 from ...client import _Secret
 from ...errors import ActivateProError, BulkError, ConfigurationError
 from ...sync import Client
-from ._columns import Plan, delete_converter, row_converter
+from ._columns import Plan, batch_converter, delete_converter, row_converter
 from ._pyspark import INSTALL_HINT, TaskContext, cloudpickle
 from ._results import records, records_batch
 
@@ -116,17 +116,12 @@ def _worker_client(settings: ClientSettings, api_key: str | None) -> tuple[Clien
 # -- the task of one partition ------------------------------------------------------
 
 
-def _send(client: Client, job: Job, items: Iterable[Any]) -> BulkResult:
-    """Stream ``items`` (users, or the ids to delete) through the bulk engine.
-
-    They are read ``chunk_size`` at a time on a worker thread: reading a
-    partition blocks on the JVM, which would hold up every request in flight.
-    """
+def _send(client: Client, job: Job, source: ThreadedReader[Any] | _Batches) -> BulkResult:
+    """Stream ``source`` (users, ids to delete, or record batches) through the bulk engine."""
     run = client.upsert_many if job.operation == "upsert" else client.delete_many
-    reader: ThreadedReader[Any] = ThreadedReader(items, batch=job.chunk_size)
     try:
         return run(
-            reader,
+            source,
             chunk_size=job.chunk_size,
             concurrency=job.concurrency,
             max_chunk_bytes=job.max_chunk_bytes,
@@ -135,29 +130,51 @@ def _send(client: Client, job: Job, items: Iterable[Any]) -> BulkResult:
             raise_on_failure=False,
         )
     except BulkError as exc:
-        if reader.error is not None:
+        if source.error is not None:
             # Reading the partition failed (Spark's own error): fail the task,
             # so Spark runs it again, on this partition only.
-            raise reader.error from None
+            raise source.error from None
         return exc.result  # stopped early (401/403): its result says so
 
 
 def _send_rows(client: Client, job: Job, rows: Iterable[Sequence[Any]]) -> BulkResult:
-    """The Row path: Spark's Python rows (or tuples of the same values), one by one."""
+    """The Row path: Spark's Python rows (or tuples of the same values), one by one.
+
+    They are read ``chunk_size`` at a time on a worker thread: reading a
+    partition blocks on the JVM, which would hold up every request in flight.
+    """
     # A null id goes too: the bulk engine rejects it locally, with its position.
     convert = row_converter(job.plan) if job.operation == "upsert" else delete_converter
-    return _send(client, job, map(convert, rows))
+    return _send(client, job, ThreadedReader(map(convert, rows), batch=job.chunk_size))
 
 
 def _send_batches(client: Client, job: Job, batches: Iterable[pa.RecordBatch]) -> BulkResult:
     """The Arrow path: the record batches ``mapInArrow`` hands a task.
 
-    Until the SDK's columnar ``upsert_many`` lands, this is a shim: each batch
-    is read column by column into Python values (the very values Spark's rows
-    hold: epoch microseconds, dates, JSON text) and sent as the Row path sends
-    them. It is the one place that changes when the columnar path is there.
+    They go to the SDK's columnar path (``upsert_many`` of record batches),
+    which reads them on a worker thread and encodes them column by column:
+    no Python object per row. A DataFrame with nested columns (JSON text from
+    the JVM) is read per cell instead, into the values the Row path reads.
     """
-    return _send_rows(client, job, _values_of(batches))
+    convert = batch_converter(job.plan)
+    if convert is None:
+        return _send_rows(client, job, _values_of(batches))
+    return _send(client, job, _Batches(map(convert, batches)))
+
+
+class _Batches:
+    """A partition's record batches, keeping what reading them raised (as ThreadedReader does)."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches
+        except BaseException as exc:
+            self.error = exc
+            raise
 
 
 def _values_of(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Any, ...]]:
