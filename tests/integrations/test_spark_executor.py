@@ -166,3 +166,17 @@ def test_an_arrow_task_gives_the_records_a_row_task_gives_for_the_same_values(
     assert same(as_tuples) == same(by_rows)
     totals = summary(by_rows)
     assert [totals[n] for n in ("submitted", "accepted", "rejected")] == [28, 25, 3]
+
+
+def test_an_arrow_partition_that_breaks_while_read_fails_the_task_with_its_own_error(
+    server: ServedEmulator,
+) -> None:
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch({"id": ["b-1", "b-2"], "email": ["b1@example.com", None]})
+        raise OSError("the executor lost its shuffle file")
+
+    # As on the Row path: Spark runs the failed task again, on its partition only.
+    with pytest.raises(OSError, match="lost its shuffle file"):
+        list(_executor.run_arrow_task(job(server.base_url), Broadcast(API_KEY), batches()))
