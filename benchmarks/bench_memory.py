@@ -9,6 +9,11 @@ size means it is about zero.
 
     python -m benchmarks.bench_memory                    # 1,000,000 vs 100,000 users, 3 rounds
     python -m benchmarks.bench_memory --sizes 200000 20000 --rounds 2
+    python -m benchmarks.bench_memory --arrow --sizes 10000000 1000000  # issue 14
+
+With ``--arrow`` the users are Parquet files (written first, outside the measured
+processes), streamed record batch by record batch (``ParquetFile.iter_batches``)
+through ``upsert_many``'s columnar path.
 """
 
 from __future__ import annotations
@@ -63,6 +68,25 @@ def child(users: int, url: str) -> dict[str, Any]:
     return {"users": users, "peak_rss_mb": peak_rss_mb(), "start_rss_mb": started_mb}
 
 
+def arrow_child(parquet: str, users: int, url: str) -> dict[str, Any]:
+    """Stream a Parquet file's record batches through ``upsert_many``; this process's peak RSS."""
+    import anyio
+    import pyarrow.parquet as pq
+
+    from activatepro_async import AsyncClient
+
+    async def main() -> int:
+        async with AsyncClient("benchmark-key", base_url=url, max_retries=0) as client:
+            result = await client.upsert_many(pq.ParquetFile(parquet).iter_batches())
+        return int(result.accepted)
+
+    started_mb = peak_rss_mb()
+    accepted = anyio.run(main)
+    if accepted != users:
+        raise RuntimeError(f"accepted {accepted} of {users} users")
+    return {"users": users, "peak_rss_mb": peak_rss_mb(), "start_rss_mb": started_mb}
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS in MiB, since its exec.
 
@@ -106,18 +130,38 @@ class Report:
 
 
 def run_benchmark(
-    *, sizes: Sequence[int] = (1_000_000, 100_000), rounds: int = 3, timeout: float = 240
+    *,
+    sizes: Sequence[int] = (1_000_000, 100_000),
+    rounds: int = 3,
+    timeout: float = 240,
+    arrow_dir: Path | None = None,
 ) -> Report:
-    """Run one child process per size and round, alternating; the suite runs it tiny."""
+    """Run one child process per size and round, alternating; the suite runs it tiny.
+
+    With ``arrow_dir``, each size is a Parquet file there (written if missing)
+    and the children stream it through the columnar path.
+    """
     peaks: dict[int, list[float]] = {size: [] for size in sizes}
+    files: dict[int, Path] = {}
+    if arrow_dir is not None:
+        from ._arrow import write_parquet
+
+        files = {size: write_parquet(arrow_dir / f"users-{size}.parquet", size) for size in sizes}
     with running_sink() as sink:
         for round_no in range(rounds):
             order = list(sizes) if round_no % 2 == 0 else list(reversed(sizes))
             for size in order:
                 command = [sys.executable, "-m", "benchmarks.bench_memory", "--child"]
                 command += ["--users", str(size), "--url", sink.url]
+                if size in files:
+                    command += ["--parquet", str(files[size])]
                 out = subprocess.run(
-                    command, capture_output=True, text=True, check=True, timeout=timeout, cwd=ROOT
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=timeout if not files else max(timeout, size / 5000),
+                    cwd=ROOT,
                 ).stdout
                 peaks[size].append(json.loads(out.strip().splitlines()[-1])["peak_rss_mb"])
     return Report(sizes=tuple(sizes), rounds=rounds, peaks=peaks)
@@ -130,11 +174,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--parquet", help=argparse.SUPPRESS)
+    parser.add_argument("--arrow", action="store_true", help="stream Parquet files (issue 14)")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.users, args.url)))
+        if args.parquet:
+            print(json.dumps(arrow_child(args.parquet, args.users, args.url)))
+        else:
+            print(json.dumps(child(args.users, args.url)))
         return
-    report = run_benchmark(sizes=args.sizes, rounds=args.rounds)
+    if args.arrow:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench-memory-") as where:
+            report = run_benchmark(sizes=args.sizes, rounds=args.rounds, arrow_dir=Path(where))
+    else:
+        report = run_benchmark(sizes=args.sizes, rounds=args.rounds)
     given = sys.argv[1:] if argv is None else argv
     print(_harness.header(" ".join(["python -m benchmarks.bench_memory", *given])))
     print()

@@ -21,8 +21,9 @@ Contenders (``--contenders`` picks some; ``--list`` shows all):
 - ``sdk_upsert_many``: ``AsyncClient.upsert_many`` (see :func:`sdk_upsert_many`), on
   the SDK's own transport (httpx-aiohttp's on asyncio when installed, httpx's on trio);
 - ``sdk_httpx_transport``: the same on httpx's default transport, as before issue 7;
-- ``sdk_upsert_many_arrow``: ``upsert_many`` of the same users as one ``pyarrow.Table``
-  (the columnar path; needs the ``arrow`` extra);
+- ``sdk_upsert_many_list``: ``upsert_many`` of one list of the same dicts (no generator);
+- ``sdk_arrow``: ``upsert_many`` of the same users as one ``pyarrow.Table``, built
+  before the clock starts (issue 14; listed only where the SDK takes a Table);
 
 The experiments that explain these figures are in ``profile_transport.py`` (PROFILE.md).
 """
@@ -129,6 +130,8 @@ class Contender:
     asyncio_only: bool = False
     #: Experiments run only when named with --contenders.
     default: bool = True
+    #: Builds what the contender reads (e.g. a pyarrow.Table) before any clock starts.
+    prepare: Callable[[Run], None] | None = None
 
     def available(self, backend: str) -> bool:
         if self.asyncio_only and backend != "asyncio":
@@ -226,40 +229,52 @@ async def sdk_upsert_many(run: Run, transport: httpx.AsyncBaseTransport | None =
         raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
 
 
-async def sdk_upsert_many_httpx_transport(run: Run) -> None:
-    """The SDK before issue 7: its client on httpx's default transport, same limits."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    await sdk_upsert_many(run, httpx.AsyncHTTPTransport(limits=limits))
-
-
-# The users of each run as one Arrow table, built before the rounds (run_benchmark):
-# the contender measures what the SDK does with a table, not building it.
-_TABLES: dict[int, Any] = {}
-
-
-def arrow_table(chunks: list[Chunk]) -> Any:
-    """The users of ``chunks`` as a ``pyarrow.Table`` (cached per list of chunks)."""
-    table = _TABLES.get(id(chunks))
-    if table is None:
-        import pyarrow as pa
-
-        table = _TABLES[id(chunks)] = pa.Table.from_pylist(
-            [user for chunk in chunks for user in chunk]
-        )
-    return table
-
-
-async def sdk_upsert_many_arrow(run: Run) -> None:
-    """``AsyncClient.upsert_many`` given the same users as one Arrow table (the columnar path)."""
+async def sdk_upsert_many_list(run: Run) -> None:
+    """The SDK over one list of the dicts (built before the clock starts, as the raw loops'
+    chunks are), not a generator: the engine reads a list in slices, without copies."""
     from activatepro_async import AsyncClient
 
-    table = arrow_table(run.chunks)
+    users = _prepared[id(run.chunks), "list"]
+    async with AsyncClient(api_key="benchmark-key", base_url=run.url, max_retries=0) as client:
+        result = await client.upsert_many(
+            users, chunk_size=len(run.chunks[0]), concurrency=run.concurrency
+        )
+    if result.accepted != run.users:
+        raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
+
+
+async def sdk_arrow(run: Run) -> None:
+    """The SDK over the same users as one pyarrow.Table (issue 14's columnar path)."""
+    from activatepro_async import AsyncClient
+
+    table = _prepared[id(run.chunks), "arrow"]
     async with AsyncClient(api_key="benchmark-key", base_url=run.url, max_retries=0) as client:
         result = await client.upsert_many(
             table, chunk_size=len(run.chunks[0]), concurrency=run.concurrency
         )
     if result.accepted != run.users:
         raise RuntimeError(f"the SDK accepted {result.accepted} of {run.users} users: {result}")
+
+
+# What the contenders read, made by their `prepare` before the rounds: (id of the
+# run's chunks, kind) -> the input.
+_prepared: dict[tuple[int, str], Any] = {}
+
+
+def _prepare_list(run: Run) -> None:
+    _prepared[id(run.chunks), "list"] = [user for chunk in run.chunks for user in chunk]
+
+
+def _prepare_arrow(run: Run) -> None:
+    from ._arrow import table_of
+
+    _prepared[id(run.chunks), "arrow"] = table_of([u for chunk in run.chunks for u in chunk])
+
+
+async def sdk_upsert_many_httpx_transport(run: Run) -> None:
+    """The SDK before issue 7: its client on httpx's default transport, same limits."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    await sdk_upsert_many(run, httpx.AsyncHTTPTransport(limits=limits))
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -306,12 +321,22 @@ def contenders_for(backend: str, names: Sequence[str] | None = None) -> list[Con
             "httpx-aiohttp's on asyncio now, when installed)",
             sdk_upsert_many_httpx_transport,
         )
-        table["sdk_upsert_many_arrow"] = Contender(
-            "sdk_upsert_many_arrow",
-            "(s) AsyncClient.upsert_many of the same users as one pyarrow.Table",
-            sdk_upsert_many_arrow,
-            ("pyarrow",),
+        table["sdk_upsert_many_list"] = Contender(
+            "sdk_upsert_many_list",
+            "(s) AsyncClient.upsert_many of one list of the dicts, not a generator",
+            sdk_upsert_many_list,
+            prepare=_prepare_list,
         )
+        from ._arrow import arrow_support
+
+        if arrow_support() is None:
+            table["sdk_arrow"] = Contender(
+                "sdk_arrow",
+                "(s) AsyncClient.upsert_many of the same users as one pyarrow.Table",
+                sdk_arrow,
+                ("pyarrow",),
+                prepare=_prepare_arrow,
+            )
     if names:
         unknown = [n for n in names if n not in table]
         if unknown:
@@ -452,13 +477,16 @@ def run_benchmark(
     chosen = contenders_for(backend, contenders)
     chunks = chunked(make_users(users), chunk_size)
     by_name = {c.name: c for c in chosen}
+    run = Run("", chunks, concurrency)
+    small = Run("", chunks[: concurrency * 2], concurrency)
+    for contender in chosen:
+        if contender.prepare is not None:
+            contender.prepare(run)
+            contender.prepare(small)
     with _harness.frozen_heap(), running_sink() as sink:
-        run = Run(sink.url, chunks, concurrency)
-        if "sdk_upsert_many_arrow" in by_name:
-            arrow_table(chunks)  # built outside the rounds
+        run, small = attrs.evolve(run, url=sink.url), attrs.evolve(small, url=sink.url)
         if warmup:
             # Imports and first-call costs are paid here, outside the rounds.
-            small = Run(sink.url, chunks[: concurrency * 2], concurrency)
             for contender in chosen:
                 _measure_once(contender, small, sink, backend, use_uvloop)
         measures = _harness.alternate(
@@ -466,6 +494,7 @@ def run_benchmark(
             rounds,
             lambda name: _measure_once(by_name[name], run, sink, backend, use_uvloop),
         )
+    _prepared.clear()
     return Report(
         users=run.users,
         chunk_size=chunk_size,

@@ -1,4 +1,4 @@
-"""Run the whole benchmark suite of issue 7 and write ``benchmarks/RESULTS.md``.
+"""Run the whole benchmark suite (issues 7 and 14) and write ``benchmarks/RESULTS.md``.
 
     pip install -e '.[dev]' -r benchmarks/requirements.txt
     python -m benchmarks.run_all                  # about 3-4 minutes on 2 cores
@@ -15,7 +15,13 @@ within a round. Everything talks to 127.0.0.1 only: ``sink.py`` and the emulator
 3. peak RSS streaming 1,000,000 vs 100,000 users, in fresh processes (``bench_memory``);
 4. sync facade overhead per call (``bench_sync``) and the emulator's apply rate
    (``bench_emulator``);
-5. a cProfile of run 1's SDK contender: where its time goes.
+5. a cProfile of run 1's SDK contender: where its time goes;
+6. issue 14's columnar goals: client CPU of ``upsert_many`` over a ``pyarrow.Table``
+   against the raw loop over pre-built dicts (``bench_transport``), ``activatepro
+   import`` of Parquet and CSV against a ten-line script (``bench_import``), peak RSS
+   streaming Parquet (``bench_memory --arrow``), and Spark's Arrow path against its
+   Row path (``bench_spark``). Where pyarrow, pyspark or the columnar path is
+   missing, the goal says "not measured" and why.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib.util
 import io
 import pstats
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +42,20 @@ from typing import Any
 import anyio
 import attrs
 
-from . import _harness, bench_emulator, bench_memory, bench_sync, bench_throughput
+from . import (
+    _arrow,
+    _harness,
+    bench_emulator,
+    bench_import,
+    bench_memory,
+    bench_spark,
+    bench_sync,
+    bench_throughput,
+)
 from . import bench_transport as bt
 from .sink import running_sink
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
-#: The bulk engine's `fill` loop per 7-field user, timed alone (PROFILE.md section 6).
-FILL_US_PER_USER = 0.5
 
 
 @attrs.frozen
@@ -58,13 +73,28 @@ class Size:
     sync_rounds: int = 7
     emulator_tiny: bool = False
     profile_users: int = 200_000
+    # Issue 14: the columnar goals (their sizes are the issue's).
+    arrow_users: int = 1_000_000
+    arrow_rounds: int = 3
+    import_rows: int = 1_000_000
+    import_rounds: int = 3
+    arrow_memory_sizes: tuple[int, int] = (10_000_000, 1_000_000)
+    arrow_memory_rounds: int = 2
+    spark_rows: int = 200_000
+    spark_rounds: int = 3
 
 
 SIZES = {
     "full": Size(),
-    "quick": Size(50_000, 3, 3, 30_000, 3, (200_000, 20_000), 1, 500, 3, False, 50_000),
-    "tiny": Size(300, 1, 1, 2000, 1, (3000, 300), 1, 20, 1, True, 300),
-}
+    "quick": Size(
+        50_000, 3, 3, 30_000, 3, (200_000, 20_000), 1, 500, 3, False, 50_000,
+        100_000, 2, 100_000, 2, (1_000_000, 100_000), 1, 20_000, 1,
+    ),
+    "tiny": Size(
+        300, 1, 1, 2000, 1, (3000, 300), 1, 20, 1, True, 300,
+        300, 1, 300, 1, (3000, 300), 1, 300, 1,
+    ),
+}  # fmt: skip
 
 
 def _verdict(met: bool) -> str:
@@ -76,6 +106,43 @@ def _goal_row(what: str, goal: str, value: _harness.Summary | None, met: bool) -
     return [what, goal, shown, _verdict(met)]
 
 
+@attrs.frozen
+class Goal:
+    """One goal of an issue: its figure in this run, or why it was not measured."""
+
+    what: str
+    goal: str
+    #: the figure compared against the goal
+    value: _harness.Summary | None
+    #: "<=", ">=" or "<"
+    op: str
+    bound: float
+    why_not: str | None = None
+    digits: int = 2
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        v = self.value.median
+        return {"<=": v <= self.bound, ">=": v >= self.bound, "<": v < self.bound}[self.op]
+
+    def verdict(self) -> str:
+        if self.met is None:
+            return f"**not measured**: {self.why_not or 'no figure in this run'}"
+        return _verdict(self.met)
+
+    def row(self) -> list[str]:
+        shown = self.value.show(self.digits) if self.value is not None else "-"
+        return [self.what, self.goal, shown, self.verdict()]
+
+
+def _goal_table(goals: list[Goal]) -> str:
+    return _harness.markdown_table(
+        ["measure", "goal", "median (min-max)", "goal"], [g.row() for g in goals]
+    )
+
+
 def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
     names = [
         "naive_httpx",
@@ -84,6 +151,7 @@ def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
         "aiohttp",
         "orjson_only",
         "sdk_upsert_many",
+        "sdk_upsert_many_list",
         "sdk_httpx_transport",
     ]
     names = [c.name for c in bt.contenders_for("asyncio") if c.name in names]
@@ -93,7 +161,7 @@ def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
     trio_names = [
         c.name
         for c in bt.contenders_for("trio")
-        if c.name in ("naive_httpx", "tuned_httpx", "sdk_upsert_many")
+        if c.name in ("naive_httpx", "tuned_httpx", "sdk_upsert_many", "sdk_upsert_many_list")
     ]
     on_trio = bt.run_benchmark(
         users=size.transport_users,
@@ -105,6 +173,9 @@ def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
     vs_c = on_asyncio.ratio("sdk_upsert_many", "httpx_aiohttp")
     vs_before = on_asyncio.ratio("sdk_upsert_many", "sdk_httpx_transport")
     trio_vs_b = on_trio.ratio("sdk_upsert_many", "tuned_httpx")
+    list_vs_c = on_asyncio.ratio("sdk_upsert_many_list", "httpx_aiohttp")
+    list_vs_naive = on_asyncio.ratio("sdk_upsert_many_list", "naive_httpx")
+    trio_list_vs_b = on_trio.ratio("sdk_upsert_many_list", "tuned_httpx")
     goals = [
         _goal_row(
             "asyncio: SDK / (a) naive httpx",
@@ -149,6 +220,9 @@ def section_cpu(size: Size) -> tuple[str, dict[str, Any]]:
         "vs_c": vs_c,
         "vs_before": vs_before,
         "trio_vs_b": trio_vs_b,
+        "list_vs_c": list_vs_c,
+        "list_vs_naive": list_vs_naive,
+        "trio_list_vs_b": trio_list_vs_b,
         "gaps": gaps,
         "sdk_cpu": on_asyncio.cpu("sdk_upsert_many"),
     }
@@ -262,6 +336,126 @@ def section_sync_and_emulator(size: Size) -> tuple[str, dict[str, Any]]:
     return text, {"sync": sync, "emulator": emulator}
 
 
+# -- issue 14: the columnar goals ---------------------------------------------
+
+
+def section_arrow_cpu(size: Size) -> tuple[str, dict[str, Any]]:
+    """Client CPU per user of upsert_many over a pyarrow.Table vs (c) over pre-built dicts."""
+    why = _arrow.arrow_support()
+    if why is None and not bt.CONTENDERS["httpx_aiohttp"].available("asyncio"):
+        why = "the raw loop (c) needs aiohttp and httpx-aiohttp (benchmarks/requirements.txt)"
+    goal = Goal(
+        f"asyncio: SDK over a pyarrow.Table of {size.arrow_users:,} x 7 / (c) over "
+        "pre-built dicts, client CPU",
+        "<= 1.0",
+        None,
+        "<=",
+        1.0,
+        why,
+    )
+    if why is not None:
+        return f"Not measured: {why}.", {"goals": [goal]}
+    report = bt.run_benchmark(
+        users=size.arrow_users,
+        rounds=size.arrow_rounds,
+        contenders=["httpx_aiohttp", "sdk_arrow", "orjson_only"],
+    )
+    goal = attrs.evolve(goal, value=report.ratio("sdk_arrow", "httpx_aiohttp"))
+    return _goal_table([goal]) + "\n\n" + report.markdown(), {"goals": [goal]}
+
+
+def section_import(size: Size) -> tuple[str, dict[str, Any]]:
+    """activatepro import of Parquet (rows/s) and of CSV (wall vs a ten-line script)."""
+    report = bench_import.run_benchmark(rows=size.import_rows, rounds=size.import_rounds)
+    arrow_why = _arrow.arrow_support()
+    goals = [
+        Goal(
+            f"`activatepro import` of {size.import_rows:,} Parquet rows to the sink (rows/s)",
+            ">= 250,000",
+            report.rate("cli_parquet"),
+            ">=",
+            250_000,
+            report.not_measured.get("cli_parquet"),
+            digits=0,
+        ),
+        Goal(
+            "`activatepro import` of the same rows as CSV, with the arrow extra / "
+            "ten-line `csv.DictReader` script (wall)",
+            "<= 1.0",
+            report.ratio("cli_csv", "script_csv") if arrow_why is None else None,
+            "<=",
+            1.0,
+            None
+            if arrow_why is None
+            else f"{arrow_why}; without it the CLI reads CSV with the standard library, "
+            "whose figure is in the table below",
+        ),
+    ]
+    return _goal_table(goals) + "\n\n" + report.markdown(), {"goals": goals}
+
+
+def section_arrow_memory(size: Size) -> tuple[str, dict[str, Any]]:
+    """Peak RSS streaming a large vs a small Parquet file through the columnar path."""
+    large, small = size.arrow_memory_sizes
+    why = _arrow.arrow_support()
+    goal = Goal(
+        f"peak RSS, {large:,} Arrow rows from Parquet minus {small:,} (MiB)",
+        "< 30",
+        None,
+        "<",
+        30,
+        why,
+        digits=1,
+    )
+    if why is not None:
+        return f"Not measured: {why}.", {"goals": [goal]}
+    with tempfile.TemporaryDirectory(prefix="run-all-arrow-") as where:
+        report = bench_memory.run_benchmark(
+            sizes=size.arrow_memory_sizes, rounds=size.arrow_memory_rounds, arrow_dir=Path(where)
+        )
+    goal = attrs.evolve(goal, value=report.difference())
+    return _goal_table([goal]) + "\n\n" + report.markdown(), {"goals": [goal]}
+
+
+def spark_missing() -> str | None:
+    """Why the Spark goal cannot be measured here, or None."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (the spark extra)"
+    if not callable(getattr(bench_spark, "measure_paths", None)):
+        return (
+            "benchmarks/bench_spark.py has no measure_paths(master=, rows=, rounds=) yet "
+            "(the Arrow and Row contenders of upsert_dataframe)"
+        )
+    return None
+
+
+def section_spark(size: Size) -> tuple[str, dict[str, Any]]:
+    """Spark upsert_dataframe on local[2]: the Arrow path's rows/s over the Row path's."""
+    why = spark_missing()
+    goal = Goal(
+        "Spark `upsert_dataframe` to the sink on local[2]: Arrow path / Row path (rows/s)",
+        ">= 3",
+        None,
+        ">=",
+        3.0,
+        why,
+    )
+    if why is None:
+        try:
+            rates = bench_spark.measure_paths(  # type: ignore[attr-defined]
+                master="local[2]", rows=size.spark_rows, rounds=size.spark_rounds
+            )
+            pairs = zip(rates["arrow"], rates["rows"], strict=True)
+            goal = attrs.evolve(goal, value=_harness.Summary.of([a / r for a, r in pairs]))
+        except Exception as exc:  # no java, no Spark: said, not raised
+            goal = attrs.evolve(goal, why_not=f"the Spark run failed: {type(exc).__name__}: {exc}")
+            return f"Not measured: {goal.why_not}.", {"goals": [goal]}
+        rows = [[path, _harness.Summary.of(values).show(0)] for path, values in rates.items()]
+        text = _goal_table([goal]) + "\n\n" + _harness.markdown_table(["path", "rows/s"], rows)
+        return text, {"goals": [goal]}
+    return f"Not measured: {why}.", {"goals": [goal]}
+
+
 def _package(filename: str) -> str:
     if "activatepro_async" in filename:
         return "activatepro_async"
@@ -336,37 +530,43 @@ def _cpu_reading(facts: dict[str, Any]) -> str:
     lines = [
         f"The SDK costs {facts['sdk_cpu'].show()} client CPU µs per user on asyncio, "
         f"{_show(facts['vs_before'])} of what it cost on httpx's default transport "
-        "before this change (the transport switch of PROFILE.md section 5)."
+        "(the transport switch of PROFILE.md section 5)."
     ]
     gaps = facts["gaps"]
     if "c" in gaps:
         lines.append(
             f"Against (c), the raw loop on the same transport, the gap is {gaps['c']:.2f} µs "
-            "per user. It is the bulk engine's own work per user, which no raw loop does: "
-            "`fill` in `_engine.py` checks that every value of every user is a plain JSON value "
-            "(about 0.27 µs), copies the dict (0.1 µs) and records its id and input position "
-            "(about 0.1 µs), so that a user the API cannot take is rejected with its reason "
-            "and position, and a caller's later change to a dict it yielded cannot reach the "
-            "body (measured with timeit on the same 7-field users; about 0.5 µs per user in "
-            "all, see section 5). The rest is the SDK's request path (retries, the try "
-            "deadline, the 202's parsing) and the result it keeps."
-        )
-    if "a_goal" in gaps and "c_cpu" in facts and "naive_cpu" in facts:
-        floor = facts["c_cpu"] + FILL_US_PER_USER
-        lines.append(
-            f"To reach SDK / naive httpx <= 0.35 the SDK would need {gaps['a_goal']:.2f} µs "
-            f"per user less. The raw loop on the SDK's transport, (c), plus only the engine's "
-            f"`fill` (about {FILL_US_PER_USER} µs per user) comes to {floor:.2f} µs, "
-            f"{floor / facts['naive_cpu']:.2f}x naive httpx in this run: with its checks, "
-            "the engine cannot reach 0.35 on this transport. Plain aiohttp, (d), would take "
-            "the transport part lower, but the SDK is built on httpx (its users' "
-            "`http_client=`, `transport=`, event hooks and mounts)."
+            "per user: the work no raw loop does (PROFILE.md section 7). Per user, the copy of "
+            "each dict a generator yields (so a reused dict still sends what it yielded; a "
+            "list is read without copies, `sdk_upsert_many_list`) and the garbage collections "
+            "those copies cause, the scan of each body for `null` (orjson writes NaN as "
+            "null; the scan costs about half of orjson's own encoding), and the ids and "
+            "positions kept for the result. Per request, the SDK's request path over a bare "
+            "`client.post` (retries, the try deadline, the 202 read into a `BatchAccepted`) "
+            "and the engine's hand-over between its producer and workers."
         )
     lines.append(
         "On trio the SDK keeps httpx's default transport (about 1 ms per request, "
-        "PROFILE.md), and pays the same engine cost over (b), so it stays near 2x (b)."
+        "PROFILE.md), and pays the same engine cost over (b)."
     )
     return "\n\n".join(lines)
+
+
+def cpu_goals(c: dict[str, Any]) -> list[Goal]:
+    """Issue 14's dict goals (and the issue-7 goals they replace), from section 1's facts."""
+    return [
+        Goal("asyncio, dicts (generator): SDK / (c) tuned httpx on aiohttp, CPU", "<= 1.2",
+             c["vs_c"], "<=", 1.2),
+        Goal("asyncio, dicts (one list): SDK / (c), CPU", "<= 1.2", c["list_vs_c"], "<=", 1.2),
+        Goal("asyncio, dicts (generator): SDK / (a) naive httpx, CPU", "<= 0.35",
+             c["vs_naive"], "<=", 0.35),
+        Goal("asyncio, dicts (one list): SDK / (a), CPU", "<= 0.35", c["list_vs_naive"], "<=",
+             0.35),
+        Goal("trio, dicts (generator): SDK / (b) tuned httpx, CPU", "<= 1.15", c["trio_vs_b"],
+             "<=", 1.15),
+        Goal("trio, dicts (one list): SDK / (b), CPU", "<= 1.15", c["trio_list_vs_b"], "<=",
+             1.15),
+    ]  # fmt: skip
 
 
 def render(
@@ -376,14 +576,18 @@ def render(
     cpu, throughput, memory, sync, profile = (
         parts[k] for k in ("cpu", "throughput", "memory", "sync", "profile")
     )
+    arrow_cpu, imports, arrow_memory, spark = (
+        parts[k] for k in ("arrow_cpu", "import", "arrow_memory", "spark")
+    )
     c, t, m, s = cpu[1], throughput[1], memory[1], sync[1]
+    issue14 = [
+        *[["1", *g.row()] for g in cpu_goals(c)],
+        *[["6", *g.row()] for g in arrow_cpu[1]["goals"]],
+        *[["7", *g.row()] for g in imports[1]["goals"]],
+        *[["8", *g.row()] for g in spark[1]["goals"]],
+        *[["9", *g.row()] for g in arrow_memory[1]["goals"]],
+    ]
     goals = [
-        ["1", "asyncio: SDK / naive httpx CPU", "<= 0.35", _show(c["vs_naive"]),
-         _verdict(c["vs_naive"] is not None and c["vs_naive"].median <= 0.35)],
-        ["1", "asyncio: SDK / httpx-on-aiohttp CPU", "<= 1.2", _show(c["vs_c"]),
-         _verdict(c["vs_c"] is not None and c["vs_c"].median <= 1.2)],
-        ["1", "trio: SDK / tuned httpx CPU", "<= 1.15", _show(c["trio_vs_b"]),
-         _verdict(c["trio_vs_b"] is not None and c["trio_vs_b"].median <= 1.15)],
         ["1", "asyncio: SDK now / SDK before (httpx transport)", "(lower is better)",
          _show(c["vs_before"]), "-"],
         ["2", "throughput: SDK / sequential requests", ">= 5", _show(t["vs_requests"]),
@@ -408,7 +612,9 @@ def render(
         "of one run, not absolute figures across runs. Why httpx's transport costs what it "
         "does: [PROFILE.md](PROFILE.md).",
         "```\n" + header + "\n```",
-        "## Goals at a glance\n\n"
+        "## Goals at a glance\n\nIssue 14 (the columnar path and the lean dict path):\n\n"
+        + _harness.markdown_table(["run", "measure", "goal", "median (min-max)", "goal"], issue14)
+        + "\n\nIssues 3-7:\n\n"
         + _harness.markdown_table(["run", "measure", "goal", "median (min-max)", "goal"], goals),
         "## 1. Client CPU per user, `upsert_many` against the raw loops\n\n"
         f"{size.transport_users:,} users of 7 fields, chunks of 1000, 8 in flight, to "
@@ -426,6 +632,17 @@ def render(
         f"Took {sync[2]:.0f} s.\n\n" + sync[0],
         "## 5. Where the time of run 1 goes\n\n"
         f"Took {profile[2]:.0f} s.\n\n" + profile[0] + "\n\n" + PROFILE_READING,
+        "## 6. Client CPU per user, `upsert_many` of a pyarrow.Table\n\n"
+        f"{size.arrow_users:,} users of 7 string columns as one Table (built before the "
+        "clock starts), against (c) over the same users as pre-built dicts, same run. "
+        f"Took {arrow_cpu[2]:.0f} s.\n\n" + arrow_cpu[0],
+        "## 7. `activatepro import` of Parquet and CSV\n\n"
+        f"Took {imports[2]:.0f} s.\n\n" + imports[0],
+        "## 8. Spark `upsert_dataframe`, Arrow path against Row path\n\n"
+        f"Took {spark[2]:.0f} s.\n\n" + spark[0],
+        f"## 9. Peak RSS streaming {size.arrow_memory_sizes[0]:,} vs "
+        f"{size.arrow_memory_sizes[1]:,} Arrow rows from Parquet\n\n"
+        f"One fresh process per run. Took {arrow_memory[2]:.0f} s.\n\n" + arrow_memory[0],
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -439,14 +656,12 @@ Top costs, and what was done about each:
    now sends through httpx-aiohttp's transport (`src/activatepro_async/_transport.py`);
    aiohttp's parser and writer are in C. In this profile `aiohttp`, `httpx` and
    `httpx_aiohttp` together are what is left of the transport.
-2. **The bulk engine's `fill` loop** (`_engine.py`): the largest single cost, one
-   pass per user. Its parts, timed alone on the same users: the check that every
-   value is a plain JSON value (`frozenset.issuperset(map(type, values))`, about
-   0.27 µs), the copy of the dict (0.1 µs), the id and position (0.1 µs). **Tried and
-   not kept:** counting in locals instead of attributes and splitting the loop by
-   operation measured 0.985x (15 alternated rounds): within noise. The check and the
-   copy are the contract (a user that cannot be sent is rejected with its reason and
-   input position; a dict the caller changes later cannot reach the body), so they stay.
+2. **The bulk engine's `fill` loop** (`_engine.py`): it was the largest single cost,
+   about 0.5 µs per user (a type check of every value, a copy, the id and position
+   appended one by one). **Changed (issue 14):** a plain dict is only copied, a list
+   is read in slices without copies, a User becomes the dict of its fields; the values
+   are converted and checked by the one encoder call per chunk, the ids in one pass,
+   and a chunk that fails either goes the per-user way (PROFILE.md section 7).
 3. **JSON encoding** (`_wire.encode_json_telling`: `orjson.dumps` once per chunk, then a scan
    of the body for `null`, which guards against orjson writing NaN as null). A
    py-spy sample of five SDK runs put the scan level with orjson itself: `b"null" in
@@ -464,6 +679,10 @@ def run(size: Size, command: str) -> str:
         "memory": _timed("3. peak RSS", lambda: section_memory(size)),
         "sync": _timed("4. sync facade, emulator", lambda: section_sync_and_emulator(size)),
         "profile": _timed("5. profile of run 1", lambda: section_profile(size)),
+        "arrow_cpu": _timed("6. Arrow client CPU", lambda: section_arrow_cpu(size)),
+        "import": _timed("7. activatepro import", lambda: section_import(size)),
+        "spark": _timed("8. Spark Arrow vs Row", lambda: section_spark(size)),
+        "arrow_memory": _timed("9. peak RSS, Parquet", lambda: section_arrow_memory(size)),
     }
     return render(command, parts, time.perf_counter() - started, size)
 

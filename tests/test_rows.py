@@ -53,7 +53,7 @@ def test_columns_keep_their_names_unless_renamed_and_none_leaves_one_out() -> No
 def test_a_rename_of_a_column_the_source_lacks_is_refused_in_the_adapters_words(
     spelling: Spelling, option: str
 ) -> None:
-    message = f"{option} names column 'nope', which users.csv does not have (its columns: a, b)"
+    message = f"{option} names column 'nope', which users.csv does not have (its columns: 'a', 'b')"
     with pytest.raises(ValueError, match=exactly(message)):
         rules({"nope": "id"}, spelling=spelling).keys(["a", "b"], "users.csv")
 
@@ -98,7 +98,7 @@ def test_a_source_without_a_required_key_names_the_rename_that_gives_it(
     spelling: Spelling, fix: str
 ) -> None:
     message = (
-        "users.csv has no 'id' column (its columns: customer, email): "
+        "users.csv has no 'id' column (its columns: 'customer', 'email'): "
         f"name the one that holds it with {fix}"
     )
     with pytest.raises(ValueError, match=exactly(message)):
@@ -178,7 +178,12 @@ def test_string_turns_json_values_into_text(value: Any, sent: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "cell", "details"),
     [
-        ("date", "1990-02-30", "not a date in the form YYYY-MM-DD"),
+        ("date", "1990-02-30", "'1990-02-30' is no such date (day is out of range"),
+        ("date:%d.%m.%Y", "29.02.2001", "'29.02.2001' is no such date (day is out of range"),
+        ("date:%d.%m.%Y", "31.04.2001", "is no such date"),
+        ("date:%d.%m.%Y", "2001-02-28", "not a date in the form %d.%m.%Y"),
+        ("datetime", "2001-02-29T10:00:00Z", "no such date and time (day is out of range"),
+        ("datetime", "2001-02-28T25:00:00Z", "no such date and time (hour must be in 0..23"),
         ("date", "1990-2-3", "not a date in the form YYYY-MM-DD"),
         ("datetime", "2015-10-02T08:23:53", "has no time zone"),
         ("datetime", "yesterday", "not a date and time in the form ISO 8601"),

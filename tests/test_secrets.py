@@ -76,6 +76,8 @@ async def test_a_failing_run_never_prints_the_key(
 # -- on every transport the SDK can pick, against real sockets ------------------------------
 
 KEY = "sekret-KEY-123"
+#: A credential of the user's own in default_headers (a gateway's): hidden as the key is.
+GATEWAY_TOKEN = "gw-TOKEN-987"
 USER = {"id": "1", "email": "ada@example.com"}
 
 
@@ -136,8 +138,15 @@ async def test_no_failure_shows_the_key_on_any_transport(
     mode, answer = FAILURES[failure]
     with LoopbackServer(mode, answer) as server:
         url = closed_port_url() if failure == "refused" else server.url
-        async with AsyncClient(KEY, base_url=url, retry=retry, timeout=0.2) as client:
-            assert_picked(client, transport)
+        # Given inline: a local of this frame holding it would show in its traceback.
+        async with AsyncClient(
+            KEY, base_url=url, default_headers={"Authorization": f"Bearer {GATEWAY_TOKEN}"}
+        ) as original:
+            # The calls go through a copy: its headers and settings hide the key alike.
+            client = original.with_options(
+                retry=retry, timeout=0.2, default_headers={"Cookie": f"s={GATEWAY_TOKEN}"}
+            )
+            assert_picked(original, transport)
             errors: list[BaseException] = []
             for call in (
                 lambda: client.get_user("42"),
@@ -154,6 +163,7 @@ async def test_no_failure_shows_the_key_on_any_transport(
         if failure not in ("refused", "stall"):
             assert server.heads, "the requests reached the server"
             assert all(KEY.encode() in head for head in server.heads), "the key was sent"
+            assert all(GATEWAY_TOKEN.encode() in head for head in server.heads)
         if failure == "stall":
             assert server.accepted, "the requests reached the server"
     assert fake_time.sleeps, "each call was retried"
@@ -161,9 +171,11 @@ async def test_no_failure_shows_the_key_on_any_transport(
     errors.append(result.failed_chunks[0].exception)
     for error in errors:
         assert KEY not in everything_shown(error)
+        assert GATEWAY_TOKEN not in everything_shown(error)
     assert KEY not in repr(result)
     assert "retrying" in sdk_logs.text
     assert KEY not in sdk_logs.text
+    assert GATEWAY_TOKEN not in sdk_logs.text
 
 
 def test_the_sync_client_shows_no_key_when_it_cannot_connect(

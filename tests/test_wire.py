@@ -119,3 +119,15 @@ def test_decode_json_refuses_the_constants_the_standard_library_would_read(const
 def test_decode_json_reads_ordinary_json_as_the_standard_library_does() -> None:
     text = '{"a": [1, 2.5, "x", null, true], "b": {"c": -0.0}}'
     assert wire.decode_json(text) == json.loads(text)
+
+
+def test_sort_keys_gives_one_text_per_value_on_both_encoders(encoder: str) -> None:
+    a = {"b": 1, "a": {"y": [{"d": 1, "c": 2}], "x": None}, "é": "ü"}
+    b = {"é": "ü", "a": {"x": None, "y": [{"c": 2, "d": 1}]}, "b": 1}
+    assert wire.encode_json(a, sort_keys=True) == wire.encode_json(b, sort_keys=True)
+    assert wire.encode_json(a, sort_keys=True) == (
+        '{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1,"é":"ü"}'.encode()
+    )
+    assert wire.encode_json(a) != wire.encode_json(b)  # unsorted: the order as built
+    with pytest.raises(ValueError, match="NaN"):
+        wire.encode_json({"b": float("nan")}, sort_keys=True)

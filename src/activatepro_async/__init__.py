@@ -5,6 +5,9 @@
 ...     accepted = await client.upsert_user(User("42", "ada@example.com"))
 """
 
+# NOT_GIVEN comes from .client, not ._options: that one's httpx import would come
+# before anyio's, and a Spark worker missing both should say anyio.
+from ._log import configure_from_environment as _configure_logging
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
 from .bulk import (
@@ -16,7 +19,7 @@ from .bulk import (
     TrackingFailure,
     TrackingTotals,
 )
-from .client import AsyncClient
+from .client import NOT_GIVEN, AsyncClient, NotGiven
 from .errors import (
     ActivateProError,
     APIConnectionError,
@@ -35,10 +38,14 @@ from .errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from .incremental import DeleteGuardError, SyncResult, SyncStateError
 from .models import Accepted, BatchAccepted, Stage, TrackingStatus, User
 from .sync import Client
 
+_configure_logging()
+
 __all__ = [
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -54,9 +61,11 @@ __all__ = [
     "ChunkOutcome",
     "Client",
     "ConfigurationError",
+    "DeleteGuardError",
     "ErrorCode",
     "FailedChunk",
     "NotFoundError",
+    "NotGiven",
     "PermissionDeniedError",
     "RateLimitError",
     "RejectedUser",
@@ -64,6 +73,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Stage",
+    "SyncResult",
+    "SyncStateError",
     "TrackingFailure",
     "TrackingStatus",
     "TrackingTimeoutError",

@@ -4,16 +4,20 @@ The values it makes and the seam it sends through are in :mod:`.bulk`.
 
 Top to bottom:
 
-1. One **producer** task reads the input (any iterable or async iterable),
-   turns each item into its wire form (:func:`~.models.user_to_wire`) and
-   collects up to ``chunk_size`` of them. An item it cannot send (not a user,
+1. One **producer** task reads the input (any iterable or async iterable)
+   and collects up to ``chunk_size`` items: a plain dict as a shallow copy, a
+   :class:`~.models.User` as the dict of its fields, anything else in its wire
+   form (:func:`~.models.user_to_wire`). An item it cannot send (not a user,
    no id, not JSON, too large) is *rejected locally* with its reason.
    Columnar input (an Arrow table, record batches, a Polars DataFrame) has
    its own producer in :mod:`._columnar`, which encodes whole windows of rows
    with Arrow's kernels and hands its chunks to :meth:`_Run.flush`.
 2. It encodes the chunk in one call (orjson when installed, else the standard
-   library, same meaning), splits it further only when it is over the byte
-   limit, and hands it over a zero-buffer memory stream. So at any time only
+   library, same meaning), which converts dates as it meets them and refuses
+   what the API cannot take; the ids are checked in one pass. A chunk that
+   fails either goes the per-user way: each user converted, checked and encoded
+   alone, the bad ones rejected. It splits a chunk further only when it is
+   over the byte limit, and hands it over a zero-buffer memory stream. So at any time only
    the chunks being sent plus the one being built are in memory, whatever the
    size of the input.
 3. ``concurrency`` **worker** tasks take chunks from the stream and POST them
@@ -52,6 +56,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import operator
 import re
 import time
 from collections import deque
@@ -65,6 +70,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -76,7 +82,6 @@ from ._retry import RetryEvent
 from ._wire import (
     MAX_BATCH_ITEMS,
     MAX_USER_BYTES,
-    PLAIN_TYPES,
     encode_json_telling,
     item_encoder,
 )
@@ -103,7 +108,7 @@ from .errors import (
     PermissionDeniedError,
     UnexpectedResponseError,
 )
-from .models import BatchAccepted, User, deleted_to_wire, user_to_wire
+from .models import BatchAccepted, User, deleted_to_wire, user_fields, user_to_wire
 
 if TYPE_CHECKING:
     from anyio import CancelScope
@@ -125,7 +130,12 @@ _CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
 # An RFC 6901 array index: ASCII digits, no leading zero; nine digits are more
 # than any chunk holds (and int() of thousands of digits raises).
 _POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
-_NOTHING = object()
+# A sentinel: no item (None may be an item): what fill() read that was no
+# user for its fast path, and a peeked input with nothing in it.
+_NOTHING: Any = object()
+# The iterators of list and tuple: no code of the caller runs as they advance.
+_STABLE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
+_get_id = operator.itemgetter("id")
 
 
 # --------------------------------------------------------------------------
@@ -277,9 +287,10 @@ class _Run:
         self.input_error: Exception | None = None
         self.scope: CancelScope | None = None
         self.progress_lock = anyio.Lock()
-        # The chunk being filled by the producer.
+        # The chunk being filled by the producer: each user and its input
+        # position. fill() leaves the checks of its users to seal(), which runs
+        # before the producer's next await; add() checks its own at once.
         self.wires: list[dict[str, Any]] = []
-        self.ids: list[str] = []
         self.positions: list[int] = []
 
     # -- the producer ------------------------------------------------------
@@ -326,58 +337,97 @@ class _Run:
     def fill(self, iterator: Iterator[Any]) -> bool:
         """Read a sync iterator until the chunk is full (True) or it ends (False).
 
-        The hot loop of a run. A plain dict whose values are all plain JSON
-        values (or a plain id string, for deletes) is taken as is, a shallow
-        copy: exactly what ``user_to_wire`` would make of it, without its
-        per-key work. Everything else goes through :meth:`add`.
+        The hot loop of a run, with no more work per user than the guarantees
+        need. A plain dict is taken as a shallow copy (a generator that reuses
+        one dict, changing it between yields, still sends what it yielded), a
+        User as the dict of its fields, an id (deletes) as ``{"id": ...}``; their
+        values and ids are checked by :meth:`encode_chunks`, once per chunk.
+        Everything else goes through :meth:`add` at once.
+
+        A list's or tuple's own iterator runs no code between items, and the
+        chunk is encoded (in :meth:`seal`) before the run next awaits, so no
+        dict of one can change before it is encoded: a slice of plain dicts is
+        taken as it is, without a copy or a loop in Python.
         """
-        wires, ids, positions = self.wires, self.ids, self.positions
+        wires = self.wires
+        limit = self.chunk_size
+        if type(iterator) not in _STABLE_ITERATORS or self.operation != "upsert":
+            return self.take(iterator)
+        while len(wires) < limit:
+            batch = list(islice(iterator, limit - len(wires)))
+            if not batch:
+                return False
+            kinds = set(map(type, batch))
+            if len(kinds) == 1 and dict in kinds:
+                wires += batch
+                self.positions += range(self.submitted, self.submitted + len(batch))
+                self.submitted += len(batch)
+            elif self.take(iter(batch)):
+                return True
+        return True
+
+    def take(self, iterator: Iterator[Any]) -> bool:
+        """:meth:`fill` from any iterator, one item at a time."""
+        wires, positions = self.wires, self.positions
         limit = self.chunk_size
         upsert = self.operation == "upsert"
-        all_plain = PLAIN_TYPES.issuperset
-        for item in iterator:
-            kind = type(item)
-            if upsert and kind is dict and all_plain(map(type, item.values())):
-                uid = item.get("id")
-                if type(uid) is str and uid:
-                    wires.append(item.copy())
-                else:
-                    self.add(item)  # rejected there, with the reason
-                    continue
-            elif not upsert and kind is str and item:
-                uid = item
-                wires.append({"id": item})
-            else:
-                if self.add(item):
-                    return True
-                continue
-            ids.append(uid)
-            positions.append(self.submitted)
-            self.submitted += 1
-            if len(wires) >= limit:
+        append = wires.append
+        while len(wires) < limit:
+            before = len(wires)
+            other = _NOTHING
+            try:
+                for item in islice(iterator, limit - before):
+                    kind = type(item)
+                    if kind is dict and upsert:
+                        append(item.copy())
+                    elif kind is User and upsert:
+                        append(user_fields(item))
+                    elif kind is str and item and not upsert:
+                        append({"id": item})
+                    else:
+                        other = item
+                        break
+            finally:
+                # Also when the iterator raised: the users read are in the chunk.
+                taken = len(wires) - before
+                positions.extend(range(self.submitted, self.submitted + taken))
+                self.submitted += taken
+            if other is _NOTHING:
+                return len(wires) >= limit
+            if self.add(other):
                 return True
-        return False
+        return True
 
     def add(self, item: Any) -> bool:
-        """Take one input item; True when the chunk is full."""
+        """Take one input item, checked now; True when the chunk is full."""
         position = self.submitted
         self.submitted += 1
+        taken = self.check(item, position)
+        if isinstance(taken, RejectedUser):
+            self.keep_local(taken)
+            return False
+        self.wires.append(taken[0])
+        self.positions.append(position)
+        return len(self.wires) >= self.chunk_size
+
+    def check(self, item: Any, position: int) -> tuple[dict[str, Any], str] | RejectedUser:
+        """One item in its wire form with its id, or why it cannot be sent."""
         try:
             wire = self.to_wire(item)
         except Exception as exc:  # anything the converter refuses is this item's fault
-            self.reject_local(position, _describe_id(item), ErrorCode.INVALID_FIELD, str(exc))
-            return False
+            return _local_reject(position, _describe_id(item), ErrorCode.INVALID_FIELD, str(exc))
         uid = wire.get("id")
         if not isinstance(uid, str) or not uid:
             what = "no id" if uid is None else f"an id that is not a non-empty string: {uid!r}"
-            self.reject_local(
+            return _local_reject(
                 position, None, ErrorCode.INVALID_FIELD, f"the user has {what}", "/id"
             )
-            return False
-        self.wires.append(wire)
-        self.ids.append(uid)
-        self.positions.append(position)
-        return len(self.wires) >= self.chunk_size
+        return wire, uid
+
+    def keep_local(self, rejected: RejectedUser) -> None:
+        self.rejected.append(rejected)
+        if self.on_chunk is not None:
+            self.local.append(rejected)
 
     def reject_local(
         self,
@@ -387,10 +437,7 @@ class _Run:
         details: str,
         pointer: str | None = None,
     ) -> None:
-        rejected = _local_reject(position, user_id, code, details, pointer)
-        self.rejected.append(rejected)
-        if self.on_chunk is not None:
-            self.local.append(rejected)
+        self.keep_local(_local_reject(position, user_id, code, details, pointer))
 
     async def flush(
         self, send: MemoryObjectSendStream[_Chunk], made: Sequence[_Chunk] = ()
@@ -415,8 +462,8 @@ class _Run:
         """
         pieces: list[_Piece] = []
         if self.wires:
-            pieces, rejects = self.encode_chunks(self.wires, self.ids, self.positions)
-            self.wires, self.ids, self.positions = [], [], []
+            pieces, rejects = self.encode_chunks(self.wires, self.positions)
+            self.wires, self.positions = [], []
             self.rejected += rejects
             if self.on_chunk is not None:
                 self.local += rejects
@@ -449,37 +496,68 @@ class _Run:
         return self.unsettled.pop(chunk.index, None) is not None
 
     def encode_chunks(
-        self, wires: list[dict[str, Any]], ids: list[str], positions: list[int]
+        self, wires: list[dict[str, Any]], positions: list[int]
     ) -> tuple[list[_Piece], list[RejectedUser]]:
-        # The fast path: one encoder call for the whole chunk.
-        empty: list[Any] = []
-        envelope = {"updated": wires, "deleted": empty}
-        if self.key == "deleted":
-            envelope = {"updated": empty, "deleted": wires}
-        trusted = False
+        """The chunk's users as bodies, and the users rejected on the way.
+
+        The fast path: the ids in one pass, then one encoder call for the whole
+        chunk, which converts what is not yet in wire form and refuses what
+        cannot be sent. If either fails, the per-user path finds the culprits.
+        """
         try:
-            body, trusted = encode_json_telling(envelope)
-        except (ValueError, TypeError, RecursionError):
-            pass  # some user cannot be encoded: find it below
-        else:
-            items_bytes = len(body) - len(self.head) - len(self.tail)
-            if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
-                # Small enough that no single user can be over the per-user limit.
-                return [(body, ids, positions)], []
-        # If orjson took the whole chunk (and it held no NaN), orjson takes
-        # each of its users as they are, without the checks of encode_json.
-        return self.encode_one_by_one(wires, ids, positions, trusted=trusted)
+            ids: list[Any] = list(map(_get_id, wires))
+        except KeyError:  # a user without an id
+            ids = [None]
+        # Every id a non-empty str (a str subclass goes the per-user way too).
+        if len(set(map(type, ids))) == 1 and type(ids[0]) is str and "" not in ids:
+            empty: list[Any] = []
+            envelope = {"updated": wires, "deleted": empty}
+            if self.key == "deleted":
+                envelope = {"updated": empty, "deleted": wires}
+            try:
+                body, trusted = encode_json_telling(envelope, convert=True)
+            except (ValueError, TypeError, RecursionError):
+                pass  # some user cannot be encoded: find it below
+            else:
+                items_bytes = len(body) - len(self.head) - len(self.tail)
+                if len(body) <= self.max_chunk_bytes and items_bytes <= MAX_USER_BYTES:
+                    # Small enough that no single user can be over the per-user limit.
+                    return [(body, ids, positions)], []
+                # Too large: every user encodes (the whole did), with the same
+                # encoder (orjson's without the checks, if it made the whole).
+                return self.encode_one_by_one(wires, ids, positions, trusted, convert=True)
+        return self.encode_each(wires, positions)
+
+    def encode_each(
+        self, wires: list[dict[str, Any]], positions: list[int]
+    ) -> tuple[list[_Piece], list[RejectedUser]]:
+        """The per-user path: convert and check each user as :meth:`add` does, then encode."""
+        kept: list[dict[str, Any]] = []
+        ids: list[str] = []
+        kept_positions: list[int] = []
+        rejects: list[RejectedUser] = []
+        for wire, position in zip(wires, positions, strict=True):
+            taken = self.check(wire, position)
+            if isinstance(taken, RejectedUser):
+                rejects.append(taken)
+                continue
+            kept.append(taken[0])
+            ids.append(taken[1])
+            kept_positions.append(position)
+        chunks, unsendable = self.encode_one_by_one(kept, ids, kept_positions)
+        return chunks, rejects + unsendable
 
     def encode_one_by_one(
         self,
         wires: list[dict[str, Any]],
         ids: list[str],
         positions: list[int],
-        *,
         trusted: bool = False,
+        *,
+        convert: bool = False,
     ) -> tuple[list[_Piece], list[RejectedUser]]:
-        """The slow path: encode each user, reject the bad ones, pack by size."""
-        encode = item_encoder(trusted)
+        """Encode each user, reject the bad ones, pack by size."""
+        encode = item_encoder(trusted, convert=convert)
         overhead = len(self.head) + len(self.tail)
         chunks: list[_Piece] = []
         rejects: list[RejectedUser] = []
@@ -701,8 +779,11 @@ class _Run:
         """
         self.queue_local()
         if self.wires:
-            self.new_chunk(b"", self.ids, self.positions)
-            self.wires, self.ids, self.positions = [], [], []
+            # Only add()'s users can be here (fill()'s are sealed before any
+            # await): checked, so each has its id.
+            ids = [wire["id"] for wire in self.wires]
+            self.new_chunk(b"", ids, self.positions)
+            self.wires, self.positions = [], []
         for chunk in sorted(self.unsettled.values(), key=lambda c: c.index):
             self.fail(chunk, exc, log=False)
 

@@ -135,20 +135,35 @@ def _to_boolean(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a boolean (true/false, yes/no, 1/0)")
 
 
+# How the standard library words a value that is not in the form asked for;
+# any other ValueError of strptime/fromisoformat is a value in the form that
+# names no real day or time (29.02.2001, 31.04., hour 25).
+_NOT_IN_FORM = ("time data", "unconverted data remains", "Invalid isoformat string")
+
+
+def _not_parsed(value: str, exc: ValueError | None, what: str, wanted: str) -> ValueError:
+    """Why ``value`` is no date: not in the form ``wanted``, or in it but no such day."""
+    if exc is not None and not str(exc).startswith(_NOT_IN_FORM):
+        return ValueError(f"{value!r} is no such {what} ({exc})")
+    return ValueError(f"{value!r} is not a {what} in the form {wanted}")
+
+
 def _date_caster(fmt: str | None) -> Caster:
+    wanted = fmt or "YYYY-MM-DD"
+
     def cast(value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a date")
         text = value.strip()
+        error: ValueError | None = None
         try:
             if fmt is not None:
                 return date_to_wire(dt.datetime.strptime(text, fmt).date())
             if _DATE.fullmatch(text):
                 return date_to_wire(dt.date.fromisoformat(text))
-        except ValueError:
-            pass
-        wanted = fmt or "YYYY-MM-DD"
-        raise ValueError(f"{value!r} is not a date in the form {wanted}")
+        except ValueError as exc:
+            error = exc
+        raise _not_parsed(value, error, "date", wanted)
 
     return cast
 
@@ -186,15 +201,16 @@ def _as_python_310_reads_it(text: str) -> str:
 
 
 def _datetime_caster(fmt: str | None) -> Caster:
+    wanted = fmt or "ISO 8601 (2015-10-02T08:23:53Z)"
+
     def cast(value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a date and time")
         text = value.strip()
         try:
             parsed = dt.datetime.strptime(text, fmt) if fmt is not None else _fromisoformat(text)
-        except ValueError:
-            wanted = fmt or "ISO 8601 (2015-10-02T08:23:53Z)"
-            raise ValueError(f"{value!r} is not a date and time in the form {wanted}") from None
+        except ValueError as exc:
+            raise _not_parsed(value, exc, "date and time", wanted) from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise ValueError(
                 f"{value!r} has no time zone: the API stores UTC, so add one "
@@ -282,7 +298,8 @@ class RowRules:
         ``source`` names the source in the messages (``users.csv``, ``the DataFrame``).
         """
         spelling = self.spelling
-        listed = ", ".join(columns)
+        # Quoted, so that a header split at the wrong delimiter shows as one column.
+        listed = ", ".join(map(repr, columns))
         unknown = [column for column in self.renames if column not in columns]
         if unknown:
             names = ", ".join(map(repr, unknown))

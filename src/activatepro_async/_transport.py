@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import socket
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +39,7 @@ import httpx
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AutoTransport", "fast_transport_available"]
+__all__ = ["AutoTransport", "connect_failure_reason", "fast_transport_available"]
 
 
 def fast_transport_available() -> bool:
@@ -52,6 +55,37 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def connect_failure_reason(exc: BaseException) -> str | None:
+    """What the OS said when a connection could not be made ("connection refused").
+
+    Read from the first ``OSError`` with an errno in ``exc``'s chain, as both
+    transports raise it: httpx's wraps anyio's "All connection attempts failed"
+    around it, aiohttp's says "Cannot connect to host ... ssl:default" even for
+    plain http. None for TLS failures (their own message says more) and when
+    the chain holds no errno.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop(0)
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLError):
+            return None
+        if isinstance(error, OSError) and error.errno is not None:
+            # A lookup failure's errno is negative: its strerror says it ("Name or
+            # service not known"); for the others strerror may be the library's text.
+            if isinstance(error, socket.gaierror) or error.errno <= 0:
+                text = error.strerror or ""
+            else:
+                text = os.strerror(error.errno)
+            if text:
+                return text[0].lower() + text[1:]
+        todo += [error.__cause__, error.__context__, *getattr(error, "exceptions", ())]
+    return None
+
+
 def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError | None:
     """The httpx error that httpx's default transport raises for the same failure."""
     import aiohttp
@@ -65,6 +99,9 @@ def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError | None:
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return httpx.ProxyError(message)
     if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = None if isinstance(exc, aiohttp.ClientSSLError) else connect_failure_reason(exc)
+        if reason is not None:  # not aiohttp's "ssl:default" wording on plain http
+            message = f"Cannot connect to {exc.host}:{exc.port}: {reason}"
         return httpx.ConnectError(message)
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
         # No answer, or an answer cut short: h11 says "server disconnected" or

@@ -15,11 +15,16 @@ formats a date or refuses a NaN. This module imports nothing of the package.
   keys) goes to the standard library, which decides. Decoding
   (:func:`decode_json`) refuses ``NaN``/``Infinity`` the same way everywhere
   we read JSON (a JSON Lines file, a ``--type json`` cell, the emulator's bodies).
+- Converting while encoding (``convert=True``, the bulk hot path): the encoder
+  calls :func:`value_to_wire` for each date, datetime, mapping or list that is
+  not its own wire form, as it meets it, so the caller needs no pass of its own
+  over the values; the bytes are those of converting first, or it raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -146,9 +151,46 @@ def _non_finite_error() -> ValueError:
     )
 
 
-def _stdlib_encode(value: Any) -> bytes:
+def _convert(value: Any) -> Any:
+    """The encoders' ``default``: what :func:`value_to_wire` makes of a value they met.
+
+    A value it leaves as it is (a ``time``, a ``str`` subclass, a set) is one
+    the encoder cannot write as converting first would: a ``TypeError``, and the
+    caller converts first. A naive datetime raises its ``ValueError``.
+    """
+    wired = value_to_wire(value)
+    if wired is value:
+        raise TypeError(f"{type(value).__name__} is not converted while encoding")
+    return wired
+
+
+_CONVERT_OPTIONS = (
+    _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_SUBCLASS
+    if _orjson is not None
+    else 0
+)
+
+if _orjson is not None:
+    # Dates and subclasses (of dict, list, str, int) go to _convert, never to
+    # orjson's own forms: orjson writes a naive datetime without a zone and
+    # reads a dict subclass's storage, not its items().
+    _convert_dumps: Callable[[Any], bytes] = functools.partial(
+        _orjson.dumps,
+        default=_convert,
+        option=_CONVERT_OPTIONS,
+    )
+
+
+def _stdlib_encode(value: Any, convert: bool = False, sort_keys: bool = False) -> bytes:
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_convert if convert else None,
+            sort_keys=sort_keys,
+        )
     except ValueError:
         if has_non_finite(value):
             raise _non_finite_error() from None
@@ -156,25 +198,46 @@ def _stdlib_encode(value: Any) -> bytes:
     return text.encode()
 
 
-def encode_json_telling(value: Any) -> tuple[bytes, bool]:
-    """:func:`encode_json`, and whether orjson made the bytes (so it may take each part too)."""
+def encode_json_telling(
+    value: Any, *, convert: bool = False, sort_keys: bool = False
+) -> tuple[bytes, bool]:
+    """:func:`encode_json`, and whether orjson made the bytes (so it may take each part too).
+
+    ``convert``: ``value`` may hold values not yet in their wire form (dates,
+    mappings); they are converted as met. Whatever orjson refuses then raises
+    (``TypeError``), and the caller converts first: the standard library is
+    not tried on a whole that may hold a naive datetime in every part.
+    ``sort_keys`` as for :func:`encode_json`.
+    """
     if _orjson is not None:
         try:
-            body: bytes = _orjson.dumps(value)
+            if sort_keys:
+                body: bytes = _orjson.dumps(
+                    value,
+                    default=_convert if convert else None,
+                    option=_orjson.OPT_SORT_KEYS | (_CONVERT_OPTIONS if convert else 0),
+                )
+            else:
+                body = _convert_dumps(value) if convert else _orjson.dumps(value)
         except TypeError:  # orjson.JSONEncodeError: let the standard library decide
-            pass
+            if convert:
+                raise
         else:
             # "null" is in every body that had a non-finite float; the walk is
             # paid only then.
             if _find_null(body) is None or not has_non_finite(value):
                 return body, True
             raise _non_finite_error()
-    return _stdlib_encode(value), False
+    return _stdlib_encode(value, convert, sort_keys), False
 
 
-def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry."""
-    return encode_json_telling(value)[0]
+def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry.
+
+    ``sort_keys`` sorts the keys of every object inside: one value, one text,
+    whatever the order its dicts were built in (the sync state hashes it).
+    """
+    return encode_json_telling(value, sort_keys=sort_keys)[0]
 
 
 def _refuse_constant(name: str) -> Any:
@@ -194,10 +257,14 @@ def decode_json(text: str) -> Any:
     return _strict_decoder.decode(text)
 
 
-def item_encoder(trusted: bool) -> Callable[[Any], bytes]:
+def item_encoder(trusted: bool, *, convert: bool = False) -> Callable[[Any], bytes]:
     """The encoder for the parts of a whole that :func:`encode_json_telling` took with orjson.
 
     ``trusted`` (orjson made the whole, and it held no NaN) means orjson takes
-    each part as it is, without the checks.
+    each part as it is, without the checks; ``convert`` as the whole was made.
     """
-    return _orjson.dumps if trusted and _orjson is not None else encode_json
+    if trusted and _orjson is not None:
+        return _convert_dumps if convert else _orjson.dumps
+    if convert:  # the whole was the standard library's (no orjson here)
+        return functools.partial(_stdlib_encode, convert=True)
+    return encode_json

@@ -2,10 +2,10 @@
 
 Each family lives in its own module of :mod:`activatepro_async._cli`:
 ``import`` and ``delete`` (the file-driven runs), ``get``, ``find`` and
-``track`` (the lookups), ``demo``, and ``serve`` (the emulator on a real port).
+``track`` (the lookups), ``sync`` (only what changed, with a state file),
+``demo``, and ``serve`` (the emulator on a real port).
 
-The command needs click (``pip install 'activatepro-async[server]'``, or the
-``cli`` extra for everything but ``serve``).
+Every command works with the ``cli`` extra: ``pip install 'activatepro-async[cli]'``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-from ._cli import SERVER_HINT
+from ._cli import INSTALL_HINT
 
 try:
     import click
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     # The console script imports this module to find main(): one line, no traceback.
-    sys.stderr.write(f"activatepro: the command needs {exc.name}: {SERVER_HINT}\n")
+    sys.stderr.write(f"activatepro: the command needs {exc.name}: {INSTALL_HINT}\n")
     raise SystemExit(1) from None
 
 __all__ = ["main"]
@@ -35,6 +35,7 @@ FAMILIES = {
     "track": "lookup_commands",
     "demo": "demo_command",
     "serve": "serve_command",
+    "sync": "sync_command",
 }
 
 

@@ -8,6 +8,7 @@ The path of a request, top to bottom: a public method builds the path and body,
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -25,6 +26,16 @@ import httpx
 
 from ._columnar import ArrowStream
 from ._engine import run_bulk
+from ._options import (
+    NOT_GIVEN,
+    NotGiven,
+    RedactedHeaders,
+    check_headers,
+    check_timeout,
+    merge_headers,
+    user_agent,
+)
+from ._otel import Tracing, error_type, set_counts, tracing
 from ._retry import (
     RETRY_AFTER_STATUSES,
     RETRYABLE_STATUSES,
@@ -33,10 +44,9 @@ from ._retry import (
     is_retryable_exception,
     parse_retry_after,
 )
-from ._transport import AutoTransport
-from ._version import __version__
+from ._transport import AutoTransport, connect_failure_reason
 from ._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS, encode_json
-from .bulk import BulkProgress, BulkResult, ChunkOutcome
+from .bulk import BulkProgress, BulkResult, ChunkOutcome, Operation
 from .errors import (
     APIConnectionError,
     ApiError,
@@ -68,7 +78,18 @@ from .models import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ITEMS", "MAX_URL_LENGTH", "AsyncClient"]
+    from opentelemetry.trace import TracerProvider
+
+    from .incremental import SyncResult
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BATCH_ITEMS",
+    "MAX_URL_LENGTH",
+    "NOT_GIVEN",
+    "AsyncClient",
+    "NotGiven",
+]
 
 logger = logging.getLogger("activatepro_async")
 
@@ -103,13 +124,6 @@ class _Secret:
         info = None if error.info is None else self.redact(error.info)
         title, details = self.redact(error.title), self.redact(error.details)
         return attrs.evolve(error, title=title, details=details, info=info)
-
-
-class _RedactedHeaders(dict[str, str]):
-    """The request headers; their repr hides the key (tracebacks with locals show it)."""
-
-    def __repr__(self) -> str:
-        return repr({k: ("***" if k == "X-XNG-AuthToken" else v) for k, v in self.items()})
 
 
 def _check_api_key(api_key: str | None) -> str:
@@ -339,12 +353,28 @@ def _unexpected(
     )
 
 
-def _connection_error(exc: httpx.RequestError, method: str, path: str) -> APIConnectionError:
+def _connection_error(
+    exc: httpx.RequestError, method: str, path: str, server: str
+) -> APIConnectionError:
+    """The SDK's error for a request that got no answer; ``server`` is ``host:port``.
+
+    Read before the chain of ``exc`` is dropped: the OS's reason is down there.
+    """
     kind = type(exc).__name__
     detail = str(exc) or kind
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(
             f"{method} {path} timed out ({kind}): raise timeout= or check the network",
+            method=method,
+            path=path,
+        )
+    if isinstance(exc, httpx.ConnectError):
+        # No connection, so nothing was sent. The transports word this badly
+        # ("All connection attempts failed", aiohttp's "ssl:default" on plain http).
+        reason = connect_failure_reason(exc) or detail
+        return APIConnectionError(
+            f"{method} {path} was not sent: cannot connect to {server}: {reason} "
+            "(check base_url, and that the server is up and reachable)",
             method=method,
             path=path,
         )
@@ -433,14 +463,27 @@ class AsyncClient:
         timeout: seconds for each try of a request, in all (connecting, sending,
             waiting, reading): a server that trickles its answer byte by byte
             cannot stretch a try past it. An ``httpx.Timeout`` sets each phase;
-            its largest phase is then the bound of the whole try.
+            its largest phase is then the bound of the whole try. ``None``: no
+            timeout (the retry policy's ``total_timeout`` still bounds a call).
         max_retries: how often a failed request is tried again (shorthand for
             ``retry=RetryPolicy(max_retries=...)``).
         retry: the full :class:`RetryPolicy`.
+        default_headers: headers sent with every request (a gateway's token,
+            a tenant id). A ``User-Agent`` among them, or set on your
+            ``http_client``, is kept with ``activatepro-async/<version>``
+            appended. The headers the SDK sets itself (the key's
+            ``X-XNG-AuthToken``, ``X-XNG-ApiVersion``, ``Accept``,
+            ``Content-Type``, framing) are refused with a
+            :class:`ConfigurationError`.
         http_client: your own ``httpx.AsyncClient`` (proxies, custom CA, event
             hooks, limits). The SDK uses it as it is and does not close it.
         transport: an ``httpx.AsyncBaseTransport`` for the client the SDK makes,
             e.g. ``Emulator().transport()`` or ``httpx.MockTransport`` in tests.
+        tracer_provider: the OpenTelemetry ``TracerProvider`` of the spans
+            (needs the ``otel`` extra); without it, the global one.
+
+    :meth:`with_options` makes a copy with other settings on the same
+    connections.
     """
 
     def __init__(
@@ -448,11 +491,13 @@ class AsyncClient:
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout | None = 30.0,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._secret = _Secret(_check_api_key(api_key))
         self.base_url = _check_base_url(base_url)
@@ -464,21 +509,78 @@ class AsyncClient:
         policy = retry if retry is not None else RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
-        self.retry = policy
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        phases = self._timeout.as_dict().values()
-        self._try_deadline: float | None = max((p for p in phases if p is not None), default=None)
+        parts = urlsplit(self.base_url)
+        self._server = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self._tracing: Tracing | None = tracing(tracer_provider, self.base_url)
+        self._configure(check_timeout(timeout), policy, check_headers(default_headers), http_client)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else self._make_http_client(transport)
-        self._headers = _RedactedHeaders(
+
+    def _configure(
+        self,
+        timeout: httpx.Timeout,
+        retry: RetryPolicy,
+        default_headers: RedactedHeaders,
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        """Set what :meth:`with_options` may change; the arguments are checked already."""
+        self.retry = retry
+        self._timeout = timeout
+        phases = timeout.as_dict().values()
+        self._try_deadline: float | None = max((p for p in phases if p is not None), default=None)
+        self._default_headers = default_headers
+        self._user_agent = user_agent(default_headers, http_client)
+        self._headers = merge_headers(
+            default_headers,
             {
                 "X-XNG-AuthToken": self._secret.get(),
                 "X-XNG-ApiVersion": "2",
                 "Accept": "application/json",
-                "User-Agent": f"activatepro-async/{__version__}",
-            }
+                "User-Agent": self._user_agent,
+            },
         )
-        self._json_headers = _RedactedHeaders(self._headers, **{"Content-Type": "application/json"})
+        self._json_headers = merge_headers(self._headers, {"Content-Type": "application/json"})
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry: RetryPolicy | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+    ) -> AsyncClient:
+        """A copy of this client with other settings, on the same connections.
+
+        What is not given is kept. ``max_retries`` applies to ``retry`` if both
+        are given, else to this client's policy. ``default_headers`` are added
+        to this client's (a name given again replaces the old value).
+
+        >>> patient = client.with_options(timeout=120, max_retries=10)
+        >>> user = await patient.get_user("42")
+
+        The copy shares this client's connection pool, its key, base URL and
+        tracing. Closing the copy does nothing (it never closes the pool);
+        closing this client closes the pool, and the copy's calls then raise
+        :class:`APIConnectionError` saying they were not sent. A copy may be
+        copied again.
+        """
+        policy = self.retry if isinstance(retry, NotGiven) else retry
+        if not isinstance(policy, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(policy).__name__}")
+        if not isinstance(max_retries, NotGiven):
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        headers = self._default_headers
+        if not isinstance(default_headers, NotGiven):
+            headers = merge_headers(headers, check_headers(default_headers))
+        clone = copy.copy(self)
+        clone._owns_http = False
+        clone._configure(
+            self._timeout if isinstance(timeout, NotGiven) else check_timeout(timeout),
+            policy,
+            headers,
+            self._http,
+        )
+        return clone
 
     def _make_http_client(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
         # HTTP/1.1 on a pool of connections: measured faster than HTTP/2 on one
@@ -520,7 +622,7 @@ class AsyncClient:
     async def get_user(self, user_id: str) -> User:
         """The stored user with this id; :class:`NotFoundError` if there is none."""
         path = "/users/" + path_segment(user_id, "user_id")
-        return self._read(await self._request("GET", path), User)
+        return self._read(await self._request("GET", path, template="/users/{id}"), User)
 
     async def get_user_by_email(self, email: str, business_unit: str | None = None) -> User:
         """The user with this email (case insensitive, exact).
@@ -529,9 +631,11 @@ class AsyncClient:
         user of that business unit. :class:`NotFoundError` if there is none.
         """
         path = "/users/email/" + path_segment(email, "email")
+        template = "/users/email/{email}"
         if business_unit is not None:
             path += "/bu/" + path_segment(business_unit, "business_unit")
-        return self._read(await self._request("GET", path), User)
+            template += "/bu/{businessUnit}"
+        return self._read(await self._request("GET", path, template=template), User)
 
     async def upsert_user(self, user: User | Mapping[str, Any]) -> Accepted:
         """Create the user, or update the keys it carries (a partial update).
@@ -545,7 +649,7 @@ class AsyncClient:
     async def delete_user(self, user_id: str) -> Accepted:
         """Queue the deletion of a user (unknown ids succeed too)."""
         path = "/users/" + path_segment(user_id, "user_id")
-        return self._read(await self._request("DELETE", path), Accepted)
+        return self._read(await self._request("DELETE", path, template="/users/{id}"), Accepted)
 
     async def batch(
         self,
@@ -589,7 +693,8 @@ class AsyncClient:
     async def get_tracking(self, tracking_id: str) -> TrackingStatus:
         """The processing state of a write; :class:`NotFoundError` once 24 h old."""
         path = "/users/track/" + path_segment(tracking_id, "tracking_id")
-        return self._read(await self._request("GET", path), TrackingStatus)
+        response = await self._request("GET", path, template="/users/track/{trackingId}")
+        return self._read(response, TrackingStatus)
 
     async def wait_for_tracking(
         self,
@@ -731,8 +836,7 @@ class AsyncClient:
         if the same id appears twice in different chunks, which write wins is
         not defined (within one chunk, input order holds).
         """
-        return await run_bulk(
-            _BulkSender(self),
+        return await self._run_bulk(
             users,
             operation="upsert",
             chunk_size=chunk_size,
@@ -770,14 +874,100 @@ class AsyncClient:
 
         >>> result = await client.delete_many(line.strip() for line in open("ids.txt"))
         """
-        return await run_bulk(
-            _BulkSender(self),
+        return await self._run_bulk(
             user_ids,
             operation="delete",
             chunk_size=chunk_size,
             concurrency=concurrency,
             max_chunk_bytes=max_chunk_bytes,
             wait=wait,
+            wait_timeout=wait_timeout,
+            on_progress=on_progress,
+            on_chunk=on_chunk,
+            raise_on_failure=raise_on_failure,
+        )
+
+    async def _run_bulk(self, items: Any, *, operation: Operation, **options: Any) -> BulkResult:
+        """One bulk run; with tracing, in one span that its tries nest under.
+
+        The span is current while the engine's task group starts its tasks, and
+        each task copies the context it was started in (asyncio and trio alike).
+        """
+        if self._tracing is None:
+            return await run_bulk(_BulkSender(self), items, operation=operation, **options)
+        with self._tracing.run(operation) as span:
+            result = await run_bulk(_BulkSender(self), items, operation=operation, **options)
+            set_counts(span, result)
+            return result
+
+    async def sync_users(
+        self,
+        users: Iterable[User | Mapping[str, Any]] | AsyncIterable[User | Mapping[str, Any]],
+        *,
+        state: str | os.PathLike[str],
+        options: Mapping[str, Any] | None = None,
+        delete_missing: bool = False,
+        max_delete: int | str = "10%",
+        chunk_size: int = MAX_BATCH_ITEMS,
+        concurrency: int = 8,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+        wait_timeout: float = 300.0,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        on_chunk: Callable[[ChunkOutcome], object] | None = None,
+        raise_on_failure: bool = True,
+    ) -> SyncResult:
+        r"""Send only the users that changed since the API last confirmed them.
+
+        Takes what :meth:`upsert_many` takes, plus ``state``: the path of an
+        SQLite file (created on first use) holding, per user the API has
+        *processed*, a hash of the wire form it confirmed. A user whose hash is
+        the confirmed one is not sent (no request at all for an unchanged
+        export); new and changed users go through one :meth:`upsert_many` run
+        (same ``chunk_size``, ``concurrency``; ``on_chunk`` outcomes carry
+        input positions, while ``on_progress`` counts the users sent). Every
+        tracking id is then polled to ``PROCESSED`` (each for up to
+        ``wait_timeout`` seconds): a user is
+        confirmed only when its batch took it (not named in a partial 400) and
+        processed without errors; when a batch had processing errors none of
+        its users is confirmed (the API counts errors, it does not name them)
+        and all are sent again by the next run, which is safe.
+
+        >>> result = await client.sync_users(read_export(), state="crm.sync")
+        >>> result.new, result.changed, result.unchanged, result.confirmed
+
+        ``delete_missing=True`` also deletes the users confirmed in the state
+        but absent from ``users`` (:meth:`delete_many`); they leave the state
+        once their delete is processed. The users to send are then held until
+        the whole input is read, and when more than ``max_delete`` would be
+        deleted (a count, or a percentage of the state: default ``"10%"``) the
+        run raises :class:`DeleteGuardError` before sending anything: an empty
+        or truncated export never wipes the audience. An input that breaks
+        midway deletes nothing.
+
+        The state is tied to this client's ``base_url`` and to ``options`` (any
+        JSON-able mapping describing how you build the users, e.g. your
+        mapping's version): another base URL or other options raise
+        :class:`SyncStateError`, as do a file that is not a state, a damaged
+        one, and one in use by another running sync. It changes only in SQLite
+        transactions: killed at any moment, the same call again converges.
+
+        Returns a :class:`SyncResult` with the counts and the
+        :class:`BulkResult`\ s; raises :class:`BulkError` when a user was
+        rejected, failed or not confirmed, unless ``raise_on_failure=False``
+        (the state is written first either way).
+        """
+        from .incremental import run_sync
+
+        return await run_sync(
+            self,
+            users,
+            state=state,
+            options=options,
+            delete_missing=delete_missing,
+            max_delete=max_delete,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            max_chunk_bytes=max_chunk_bytes,
             wait_timeout=wait_timeout,
             on_progress=on_progress,
             on_chunk=on_chunk,
@@ -793,8 +983,13 @@ class AsyncClient:
         *,
         content: bytes | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        template: str | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying as the policy says; raise the mapped error."""
+        """Send one request, retrying as the policy says; raise the mapped error.
+
+        ``template`` is the route with its variables unfilled (``/users/{id}``),
+        for the spans: never the raw path, which holds ids and emails.
+        """
         policy = self.retry
         url = self.base_url + path
         if len(url) > MAX_URL_LENGTH:
@@ -804,61 +999,43 @@ class AsyncClient:
                 "business unit or tracking id is that long, check the value passed"
             )
         headers = self._headers if content is None else self._json_headers
+        tracing = self._tracing
         started = policy.clock()
         waits = policy.waits()
         attempt = 0
         while True:
             attempt += 1
-            sent = time.perf_counter()
-            status: int | None = None
-            retry_after: float | None = None
             if self._http.is_closed:
                 # Closed before this try reached httpx (which would raise a bare
                 # RuntimeError); no await between here and httpx's own check.
                 raise _closed_error(method, path, before=True)
+            span = None if tracing is None else tracing.start_try(method, template or path, attempt)
+            failed = False  # whether the span says why this try failed
             try:
-                response = await self._send_once(method, url, content, headers)
-            except httpx.InvalidURL as exc:
-                # The base URL was checked when the client was made, the path is
-                # encoded and its length checked: this is a bug, said as a setting.
-                raise ConfigurationError(
-                    f"cannot build the URL of {method} {path[:60]} on {self.base_url!r}: {exc}"
-                ) from None
-            except httpx.RequestError as exc:
-                # The cause kept is the httpx error alone: what it was raised from may
-                # hold the request (aiohttp's ClientResponseError keeps the headers, and
-                # so the key, in its request_info).
-                exc.__cause__ = exc.__context__ = None
-                error: Exception = _connection_error(exc, method, path)
-                logger.debug(
-                    "%s %s -> %s (attempt %d, %.1f ms)",
-                    method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
-                )  # fmt: skip
-                if self._http.is_closed:
-                    # aclose() ran while this request was in flight: no retry can succeed.
-                    raise _closed_error(method, path) from exc
-                if not is_retryable_exception(exc):
-                    raise error from exc
-                cause: BaseException = exc
-            else:
-                status = response.status_code
-                logger.debug(
-                    "%s %s -> %d (attempt %d, %.1f ms)",
-                    method, path, status, attempt, (time.perf_counter() - sent) * 1e3,
-                )  # fmt: skip
-                if status < 400:
-                    return response
-                error = _status_error(response, method, path, self._secret)
-                if status not in RETRYABLE_STATUSES:
+                outcome = await self._try(method, path, url, content, headers, attempt, span)
+                if isinstance(outcome, httpx.Response):
+                    return outcome
+                error, cause, status, retryable = outcome
+                if tracing is not None and span is not None:
+                    tracing.fail(span, str(status) if status else error_type(cause))
+                    failed = True
+                wait = None
+                if retryable:
+                    retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+                    wait = self._next_wait(waits, retry_after, attempt, started)
+                if wait is None:
+                    if isinstance(cause, httpx.RequestError):
+                        raise error from cause
                     raise error
-                retry_after = error.retry_after
-                cause = error
-
-            wait = self._next_wait(waits, retry_after, attempt, started)
-            if wait is None:
-                if isinstance(cause, httpx.RequestError):
-                    raise error from cause
-                raise error
+                if span is not None:
+                    span.add_event("retry", {"activatepro.retry.wait": wait})
+            except BaseException as exc:
+                if tracing is not None and span is not None and not failed:
+                    tracing.fail(span, error_type(exc))
+                raise
+            finally:
+                if span is not None:
+                    span.end()
             event = RetryEvent(method, path, attempt, wait, status, None if status else cause)
             logger.warning(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
@@ -873,6 +1050,56 @@ class AsyncClient:
             await policy.sleep(wait)
             if self._http.is_closed:
                 raise _closed_error(method, path) from cause
+
+    async def _try(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        attempt: int,
+        span: Any,
+    ) -> httpx.Response | tuple[Exception, BaseException, int | None, bool]:
+        """One try: the response, or (the error to raise, its cause, the status, retryable)."""
+        sent = time.perf_counter()
+        try:
+            if span is None or self._tracing is None:
+                response = await self._send_once(method, url, content, headers)
+            else:
+                with self._tracing.use(span):
+                    response = await self._send_once(method, url, content, headers)
+        except httpx.InvalidURL as exc:
+            # The base URL was checked when the client was made, the path is
+            # encoded and its length checked: this is a bug, said as a setting.
+            raise ConfigurationError(
+                f"cannot build the URL of {method} {path[:60]} on {self.base_url!r}: {exc}"
+            ) from None
+        except httpx.RequestError as exc:
+            error: Exception = _connection_error(exc, method, path, self._server)
+            # The cause kept is the httpx error alone: what it was raised from may
+            # hold the request (aiohttp's ClientResponseError keeps the headers, and
+            # so the key, in its request_info).
+            exc.__cause__ = exc.__context__ = None
+            logger.debug(
+                "%s %s -> %s (attempt %d, %.1f ms)",
+                method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
+            )  # fmt: skip
+            if self._http.is_closed:
+                # aclose() ran while this request was in flight: no retry can succeed.
+                return _closed_error(method, path), exc, None, False
+            return error, exc, None, is_retryable_exception(exc)
+        status = response.status_code
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
+        logger.debug(
+            "%s %s -> %d (attempt %d, %.1f ms)",
+            method, path, status, attempt, (time.perf_counter() - sent) * 1e3,
+        )  # fmt: skip
+        if status < 400:
+            return response
+        error = _status_error(response, method, path, self._secret)
+        return error, error, status, status in RETRYABLE_STATUSES
 
     async def _send_once(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]

@@ -26,6 +26,7 @@ __all__ = [
     "converter",
     "deleted_to_wire",
     "to_wire",
+    "user_fields",
     "user_to_wire",
 ]
 
@@ -119,22 +120,32 @@ class BatchAccepted:
 # --------------------------------------------------------------------------
 
 
+def user_fields(user: User) -> dict[str, Any]:
+    """A user's wire keys with its attribute values as they are (dates not yet strings).
+
+    :func:`user_to_wire` converts the values; the bulk engine leaves that to
+    its encoder (``encode_json_telling(convert=True)``).
+    """
+    out: dict[str, Any] = {"id": user.id, "email": user.email}
+    if user.business_unit is not None:
+        out["businessUnit"] = user.business_unit
+    if user.xng_id is not None:
+        out["xngId"] = user.xng_id
+    out.update(user.attributes)
+    return out
+
+
 def user_to_wire(user: User | Mapping[str, Any]) -> dict[str, Any]:
     """A user as the JSON object the API takes.
 
     A mapping is taken to be in wire form already (``businessUnit``, custom keys
     at the top level); its ``date``/``datetime`` values are still converted.
     """
+    out: dict[str, Any] = {}
     if isinstance(user, User):
-        out: dict[str, Any] = {"id": user.id, "email": user.email}
-        if user.business_unit is not None:
-            out["businessUnit"] = user.business_unit
-        if user.xng_id is not None:
-            out["xngId"] = user.xng_id
-        attributes_to_wire(user.attributes, out)
+        attributes_to_wire(user_fields(user), out)
         return out
     if isinstance(user, Mapping):
-        out = {}
         attributes_to_wire(user, out)
         return out
     raise TypeError(

@@ -22,24 +22,30 @@ started on first use), and hands each call across with ``portal.call``:
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import CancelledError
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._options import NOT_GIVEN, NotGiven, check_headers, check_timeout, merge_headers
+from ._otel import in_callers_context
 from ._retry import RetryPolicy
 from .client import AsyncClient, _check_api_key, _check_base_url, _Secret
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["BACKENDS", "Client"]
 
@@ -136,8 +142,13 @@ class _Runner:
         name: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        options: dict[str, Any] | None = None,
     ) -> Any:
-        """Run ``AsyncClient.<name>(*args, **kwargs)`` on the portal; block for the result."""
+        """Run ``AsyncClient.<name>(*args, **kwargs)`` on the portal; block for the result.
+
+        ``options`` are those of a :meth:`Client.with_options` copy: the call goes
+        to ``with_options(**options)`` of the loop's client, on its connections.
+        """
         loop = self._loop
         if loop is None or loop.pid != os.getpid():
             loop = self._start()
@@ -147,11 +158,15 @@ class _Runner:
                 "callback it runs (on_progress, a generator given to upsert_many): collect "
                 "what you need first, or use AsyncClient in async code"
             )
-        method = getattr(loop.client, name)
+        # A copy is made per call (a few microseconds next to the portal's hop): it
+        # then always belongs to the loop of now, also after a fork.
+        target = loop.client if not options else loop.client.with_options(**options)
+        # The caller's current span (in its thread) is the parent of the call's spans.
+        method = in_callers_context(functools.partial(getattr(target, name), *args, **kwargs))
         if self._refused():
-            return _in_helper_thread(lambda: loop.portal.call(method, *args, **kwargs))
+            return _in_helper_thread(lambda: loop.portal.call(method))
         try:
-            future = loop.portal.start_task_soon(functools.partial(method, *args, **kwargs))
+            future = loop.portal.start_task_soon(method)
         except RuntimeError:
             if not self._closed:
                 raise
@@ -275,6 +290,10 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _keep_open() -> None:
+    """The ``close()`` of a :meth:`Client.with_options` copy: the pool is the original's."""
+
+
 def _twin(
     method: Callable[Concatenate[AsyncClient, _P], Coroutine[Any, Any, _R]],
 ) -> Callable[Concatenate[Client, _P], _R]:
@@ -288,7 +307,7 @@ def _twin(
 
     @functools.wraps(method)
     def twin(self: Client, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        result: _R = self._runner.call(name, args, kwargs)
+        result: _R = self._runner.call(name, args, kwargs, self._options)
         return result
 
     twin.__qualname__ = f"Client.{name}"
@@ -330,11 +349,13 @@ class Client:
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout | None = 30.0,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        tracer_provider: TracerProvider | None = None,
         backend: str = "asyncio",
     ) -> None:
         if backend not in BACKENDS:
@@ -344,19 +365,67 @@ class Client:
         # Checked here, not on first use, so that a wrong setting fails where it is made.
         secret = _Secret(_check_api_key(api_key))
         self.base_url = _check_base_url(base_url)
+        check_timeout(timeout)
+        check_headers(default_headers)
         self.backend = backend
         settings: dict[str, Any] = {
             "base_url": self.base_url,
             "timeout": timeout,
             "max_retries": max_retries,
             "retry": retry,
+            "default_headers": default_headers,
             "http_client": http_client,
             "transport": transport,
+            "tracer_provider": tracer_provider,
         }
         self._runner = _Runner(backend, settings, secret)
+        self._options: dict[str, Any] = {}
+        self._original: Client | None = None
         # The callback holds the runner, never the client, so the client can be
         # collected; weakref.finalize also calls it at interpreter exit.
-        self._finalizer = weakref.finalize(self, self._runner.close)
+        self._finalizer: Callable[[], object] = weakref.finalize(self, self._runner.close)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry: RetryPolicy | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+    ) -> Client:
+        """A copy of this client with other settings, on the same thread and connections.
+
+        As :meth:`AsyncClient.with_options`: what is not given is kept,
+        ``default_headers`` are added to this client's. Closing the copy does
+        nothing; closing this client ends the thread and the connections, and
+        the copy's calls then raise as those of a closed ``Client``.
+
+        >>> patient = client.with_options(timeout=120, max_retries=10)
+        """
+        # Checked here, as AsyncClient.with_options would, so a bad one fails where it is made.
+        options = dict(self._options)
+        if not isinstance(timeout, NotGiven):
+            check_timeout(timeout)
+            options["timeout"] = timeout
+        if not isinstance(retry, NotGiven):
+            if not isinstance(retry, RetryPolicy):
+                raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+            # As on AsyncClient: a policy given later replaces an earlier max_retries.
+            options.pop("max_retries", None)
+            options["retry"] = retry
+        if not isinstance(max_retries, NotGiven):
+            RetryPolicy(max_retries=max_retries)  # its validator says what is wrong
+            options["max_retries"] = max_retries
+        if not isinstance(default_headers, NotGiven):
+            headers = check_headers(default_headers)
+            options["default_headers"] = merge_headers(options.get("default_headers", {}), headers)
+        clone = copy.copy(self)
+        clone._options = options
+        # The copy's close() does nothing; it holds the original, whose collection
+        # would end the thread and the connections under the copy.
+        clone._finalizer = _keep_open
+        clone._original = self._original or self
+        return clone
 
     def __repr__(self) -> str:
         return f"<Client base_url={self.base_url!r} backend={self.backend!r}>"
@@ -396,3 +465,5 @@ class Client:
     # read lazily on the client's thread; on_progress runs there too.
     upsert_many = _twin(AsyncClient.upsert_many)
     delete_many = _twin(AsyncClient.delete_many)
+    # The state file is opened, written and closed on the client's thread.
+    sync_users = _twin(AsyncClient.sync_users)

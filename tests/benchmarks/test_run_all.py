@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import attrs
 import pytest
 
 from benchmarks import bench_memory, bench_throughput, run_all
@@ -61,3 +62,65 @@ def test_run_all_writes_results_with_all_five_measurements(tmp_path: Path) -> No
     assert "command: `python -m benchmarks.run_all --tiny" in text
     assert "versions: " in text
     assert "sdk_upsert_many" in text
+
+
+ISSUE_14_GOALS = (
+    "asyncio, dicts (generator): SDK / (c) tuned httpx on aiohttp, CPU",
+    "asyncio, dicts (generator): SDK / (a) naive httpx, CPU",
+    "trio, dicts (generator): SDK / (b) tuned httpx, CPU",
+    "SDK over a pyarrow.Table of",
+    "Parquet rows to the sink (rows/s)",
+    "the same rows as CSV, with the arrow extra",
+    "Spark `upsert_dataframe` to the sink on local[2]",
+    "Arrow rows from Parquet minus",
+)
+
+
+def test_run_all_reports_every_goal_of_issue_14_with_a_verdict(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    run_all.main(["--tiny", "--out", str(out)])
+    glance = out.read_text().split("## Goals at a glance", 1)[1].split("## 1.", 1)[0]
+    for goal in ISSUE_14_GOALS:
+        [line] = [line for line in glance.splitlines() if goal in line]
+        assert "**met**" in line or "**not met**" in line or "**not measured**: " in line
+    for heading in ("## 6. ", "## 7. ", "## 8. ", "## 9. "):
+        assert heading in out.read_text()
+
+
+def test_a_goal_without_a_figure_says_why_instead_of_met() -> None:
+    goal = run_all.Goal("x", "<= 1", None, "<=", 1.0, "pyarrow is not installed")
+    assert goal.met is None
+    assert goal.row()[-1] == "**not measured**: pyarrow is not installed"
+    measured = attrs.evolve(goal, value=run_all._harness.Summary(0.9, 0.8, 1.1, 3))
+    assert measured.met is True
+    assert measured.row()[-1] == "**met**"
+    assert attrs.evolve(measured, op=">=").row()[-1] == "**not met**"
+
+
+def test_the_columnar_sections_say_not_measured_without_pyarrow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import _arrow
+
+    monkeypatch.setattr(_arrow, "pyarrow_missing", lambda: "pyarrow is not installed (test)")
+    _arrow.arrow_support.cache_clear()
+    try:
+        size = run_all.SIZES["tiny"]
+        for section in (run_all.section_arrow_cpu, run_all.section_arrow_memory):
+            text, facts = section(size)
+            [goal] = facts["goals"]
+            assert goal.met is None
+            assert "pyarrow is not installed (test)" in text
+            assert "pyarrow is not installed (test)" in goal.row()[-1]
+    finally:
+        _arrow.arrow_support.cache_clear()
+
+
+def test_the_spark_goal_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import bench_spark
+
+    monkeypatch.delattr(bench_spark, "measure_paths", raising=False)
+    text, facts = run_all.section_spark(run_all.SIZES["tiny"])
+    [goal] = facts["goals"]
+    assert goal.met is None
+    assert text.startswith("Not measured: ")

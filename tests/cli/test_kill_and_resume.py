@@ -8,6 +8,7 @@ its second window: that is when it is killed, whatever the machine's speed.
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -75,9 +76,17 @@ async def stored_users(base_url: str, ids: list[str]) -> dict[str, dict[str, Any
     return found
 
 
-def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["users.csv", "users.csv.gz"])
+def test_sigkill_midway_then_rerun_stores_every_row_as_a_clean_run(
+    tmp_path: Path, name: str
+) -> None:
     text, expected, bad = make_rows()
-    csv_path = write(tmp_path / "users.csv", text)
+    if name.endswith(".gz"):
+        # The journal's chunks name lines of the text, not of the compressed bytes.
+        (tmp_path / name).write_bytes(gzip.compress(text.encode()))
+        csv_path = str(tmp_path / name)
+    else:
+        csv_path = write(tmp_path / name, text)
     journal = tmp_path / "users.journal"
     rejects = tmp_path / "rejects.jsonl"
     server = ServedEmulator(

@@ -13,7 +13,7 @@ import pytest
 from activatepro_async import ErrorCode
 from activatepro_async._cli.mapping import ColumnPlan, api_checks, parse_maps, parse_types
 
-from .conftest import Invoke, summary, write
+from .conftest import Invoke, read_jsonl, summary, write
 
 
 def codes(problems: list[Any]) -> list[int]:
@@ -105,3 +105,20 @@ def test_a_user_that_cannot_be_encoded_is_rejected_by_a_dry_run_as_by_a_real_run
     result = invoke("import", path, "--json", *(["--dry-run"] if dry_run else []))
     done = summary(result)
     assert (done["rejected"], done["rejected_by_reason"]) == (1, {"Invalid JSON (1)": 1})
+
+
+def test_a_date_that_does_not_exist_says_no_such_date_not_the_wrong_form(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "u.csv",
+        "id,email,birthday\nu1,a@example.com,29.02.2001\nu2,b@example.com,2001-02-28\n",
+    )
+    rejects = tmp_path / "r.jsonl"
+    result = invoke(
+        "import", path, "--type", "birthday=date:%d.%m.%Y", "--rejects", str(rejects), "--json"
+    )
+    assert result.exit_code == 1, result.output
+    details = {r["line"]: r["errors"][0]["details"] for r in read_jsonl(rejects)}
+    assert details[2] == "'29.02.2001' is no such date (day is out of range for month)"
+    assert details[3] == "'2001-02-28' is not a date in the form %d.%m.%Y"

@@ -46,7 +46,7 @@ def comparable(data: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in data.items()
-        if k not in ("input", "elapsed_s", "rows_per_s", "rejects_file", "journal")
+        if k not in ("input", "elapsed_s", "rows_per_s", "rejects_file", "journal", "read_as")
     }
 
 

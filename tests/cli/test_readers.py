@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from activatepro_async._cli.readers import InputError, open_source
+from activatepro_async._cli.readers import (
+    InputError,
+    count_lines,
+    open_decompressed,
+    open_source,
+    sniff_dialect,
+)
 
 from .conftest import write
 
@@ -125,3 +134,90 @@ def test_what_cannot_be_opened_says_why(
         (tmp_path / name).write_bytes(b"PK")
     with pytest.raises(InputError, match=message):
         open_source(path, fmt)
+
+
+# -- dialects and compression (the pieces other readers reuse) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "dialect"),
+    [
+        ("id;email\n1;a@example.com\n", (";", '"')),
+        ("id\temail\n1\ta@example.com\n", ("\t", '"')),
+        ("id|email\n1|a@example.com\n", ("|", '"')),
+        ("id,name\n1,'Lovelace, Ada'\n2,'Hopper, Grace'\n", (",", "'")),
+        ("id;note\n1;a, b\n2;c, d\n", (";", '"')),  # commas inside cells do not win
+        ("id\nuser one\nuser two\n", (",", '"')),  # one column: the default
+        ("", (",", '"')),
+    ],
+)
+def test_sniff_dialect(sample: str, dialect: tuple[str, str]) -> None:
+    assert sniff_dialect(sample) == dialect
+
+
+def test_sniff_dialect_falls_back_to_the_given_default() -> None:
+    assert sniff_dialect("id\n1\n", default="\t") == ("\t", '"')
+
+
+def test_a_huge_first_cell_is_not_all_given_to_the_sniffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    sniff = csv.Sniffer.sniff
+
+    def recording(self: csv.Sniffer, sample: str, delimiters: str | None = None) -> Any:
+        seen.append(len(sample))
+        return sniff(self, sample, delimiters)
+
+    monkeypatch.setattr(csv.Sniffer, "sniff", recording)
+    path = write(tmp_path / "big.csv", 'id;note\n1;"' + "x, " * 300_000 + '"\n2;y\n')
+    with open_source(path) as source:
+        assert [row.data["id"] for row in source if row.data] == ["1", "2"]
+        assert source.delimiter == ";"
+    assert seen
+    assert max(seen) <= 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (gzip.compress(b""), "is empty: a CSV file needs a header line"),
+        (b"\x1f\x8b\x00not gzip at all", "line 1: the compressed data is damaged or cut short"),
+    ],
+)
+def test_an_empty_or_broken_gzip_says_what_is_wrong(
+    tmp_path: Path, blob: bytes, message: str
+) -> None:
+    path = tmp_path / "u.csv.gz"
+    path.write_bytes(blob)
+    with pytest.raises(InputError, match=message), open_source(str(path)) as source:
+        list(source)
+
+
+def test_the_first_bytes_decide_compression_not_the_name(tmp_path: Path) -> None:
+    plain = write(tmp_path / "named.csv.gz", "id,email\n1,a@example.com\n")
+    packed = tmp_path / "unnamed.csv"
+    packed.write_bytes(gzip.compress(b"id,email\n2,b@example.com\n"))
+    with open_source(plain) as source:
+        assert [row.data for row in source] == [{"id": "1", "email": "a@example.com"}]
+        assert source.compression is None
+    with open_source(str(packed)) as source:
+        assert [row.data for row in source] == [{"id": "2", "email": "b@example.com"}]
+        assert source.compression == "gzip"
+    with open_decompressed(str(packed)) as stream:
+        assert stream.read() == b"id,email\n2,b@example.com\n"
+    assert count_lines(str(packed)) == 2
+
+
+def test_a_compressed_file_counts_its_compressed_bytes_for_the_eta(tmp_path: Path) -> None:
+    text = "id,email\n" + "".join(f"u{i},u{i}@example.com\n" for i in range(5000))
+    path = tmp_path / "u.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    with open_source(str(path)) as source:
+        assert source.total_bytes == path.stat().st_size
+        rows = iter(source)
+        for _ in range(2000):
+            next(rows)
+        assert 0 < source.bytes_read < source.total_bytes
+        assert sum(1 for _ in rows) == 3000
+        assert source.bytes_read == source.total_bytes

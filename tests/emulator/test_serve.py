@@ -198,7 +198,9 @@ def test_a_missing_extra_is_one_line_telling_what_to_install(missing: str) -> No
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 1
-    assert "pip install 'activatepro-async[server]'" in result.stderr
+    # The one extra every command works with, not [server] here and [cli] there.
+    assert "pip install 'activatepro-async[cli]'" in result.stderr
+    assert "[server]" not in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

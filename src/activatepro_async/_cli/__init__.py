@@ -22,10 +22,9 @@ What they are built of:
 - :mod:`.demo`: fake users for the demo.
 
 This package imports nothing (no click either): the entry point reads the
-install hints from here to say what is missing when click itself is.
+install hint from here to say what is missing when click itself is.
 """
 
-#: What to install for ``serve`` (and for the command at all: it needs click).
-SERVER_HINT = "pip install 'activatepro-async[server]'"
-#: What to install for import, delete, get, find, track and demo.
-CLI_HINT = "pip install 'activatepro-async[cli]'"
+#: What to install when the command misses a dependency: the one extra with
+#: everything every command needs (click, rich, faker, uvicorn), whichever it was.
+INSTALL_HINT = "pip install 'activatepro-async[cli]'"

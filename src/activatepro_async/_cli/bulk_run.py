@@ -18,7 +18,7 @@ from .options import UsageProblem, run
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from .engine import RowSource, RunOptions, Summary
+    from .engine import RowSource, RunOptions, Stage, Summary
     from .journal import Journal
     from .mapping import ColumnPlan
 
@@ -62,6 +62,7 @@ def run_with_display(
     title: str | None = None,
     footer: str | None = None,
     unit: str = "rows",
+    stage: Stage | None = None,
 ) -> Summary:
     """Run with the progress bar, then print the summary; returns it."""
     from rich.console import Console
@@ -76,6 +77,8 @@ def run_with_display(
     except OSError as exc:
         raise UsageProblem(str(exc)) from None
     verb = "deleting" if options.operation == "delete" else "importing"
+    if stage is not None:
+        verb = "syncing"
     live = LiveProgress("checking" if options.dry_run else verb, enabled=not quiet)
 
     def named(summary: Summary) -> None:
@@ -95,6 +98,7 @@ def run_with_display(
                 rejects=writer,
                 progress=live,
                 on_summary=named,
+                stage=stage,
             )
 
     try:
@@ -103,6 +107,8 @@ def run_with_display(
     except KeyboardInterrupt:
         if journal is not None:
             hint = f": rerun the same command to resume from the journal {journal.path}"
+        elif stage is not None:
+            hint = ": rerun the same command (the state keeps what the API confirmed)"
         elif not isinstance(source, Source) or source.name == "-":
             hint = ""  # the demo, or stdin: nothing a journal could resume
         else:

@@ -37,8 +37,8 @@ __all__ = ["COMMANDS"]
     type=click.FloatRange(0, 1),
     help="Share of users that are invalid on purpose.",
 )
-@chunk_size_option()
-@concurrency_option()
+@chunk_size_option("Users per batch request.")
+@concurrency_option("Batch requests in flight at most (lowered on 429/503).")
 @rejects_option("Write the rejected users here.")
 @output_options
 def demo(

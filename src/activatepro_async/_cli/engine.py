@@ -8,7 +8,10 @@ over the whole input. Its ``on_chunk`` hook says what became of each chunk
 (and of users it refused itself) as it happens: the run writes the rejects
 file and the journal from that alone, and the live counts too. With
 ``wait``, every tracking id (this run's and the journal's) is then polled to
-``PROCESSED`` by the bulk engine's poller.
+``PROCESSED`` by the bulk engine's poller. ``activatepro sync`` is this run
+with a :class:`Stage` (the SDK's :class:`~activatepro_async.incremental.Syncer`):
+it leaves out the unchanged rows, hears every outcome, and confirms the
+users the API processed (and deletes the missing ones) once the sending ends.
 
 Crash safety: a chunk is journaled only together with its rejects, rejects
 file first, then the journal line, so a kill at any moment loses no reject.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -54,7 +57,11 @@ _READ_BATCH = 1000
 
 
 class RowSource(Protocol):
-    """What the run reads: rows, and how far it got (for the progress bar)."""
+    """What the run reads: rows, and how far it got (for the progress bar).
+
+    A source may also have ``reading``, a dict that says how it was read
+    (format, CSV dialect, compression): the summary shows it.
+    """
 
     name: str
     bytes_read: int
@@ -71,6 +78,35 @@ class Progress(Protocol):
     def update(self, summary: Summary, source: RowSource) -> None: ...
 
     def phase(self, text: str) -> None: ...
+
+
+class Stage(Protocol):
+    """What a run may add between its rows and the bulk run: the sync's choice and state.
+
+    :class:`~activatepro_async.incremental.Syncer` is the one there is
+    (``activatepro sync``): it leaves out the unchanged rows, hears every
+    chunk's outcome, and confirms (and deletes) once the sending is done.
+    """
+
+    unchanged: int
+
+    def select(
+        self, items: AsyncIterator[tuple[Any, SourceRow]], complete: Callable[[], bool]
+    ) -> AsyncIterator[tuple[Any, SourceRow]]: ...
+
+    def on_chunk(self, outcome: ChunkOutcome) -> None: ...
+
+    async def finish(
+        self,
+        client: AsyncClient,
+        *,
+        complete: bool,
+        chunk_size: int,
+        concurrency: int,
+        timeout: float,
+    ) -> BulkResult | None: ...
+
+    def counts(self) -> dict[str, int]: ...
 
 
 class StopRun(Exception):
@@ -109,9 +145,9 @@ class RunOptions:
 class Summary:
     """What a run did with every row: the counts the summary and ``--json`` show.
 
-    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)``
-    where ``accepted`` and ``rejected`` include what earlier runs of a journal
-    settled (``skipped`` rows).
+    ``rows == skipped_accepted + accepted + rejected + failed (+ valid on a dry run)
+    (+ unchanged on a sync)`` where ``accepted`` and ``rejected`` include what
+    earlier runs of a journal settled (``skipped`` rows).
     """
 
     operation: str
@@ -143,11 +179,29 @@ class Summary:
     rejects_file: str | None = None
     journal: dict[str, Any] | None = None
     stopped_by: str | None = None
+    #: How the input was read (the source's ``reading``): format, delimiter, compression.
+    reading: dict[str, Any] | None = None
+    #: Rows whose id an earlier row of this run had, and the lines of the first few.
+    duplicate_rows: int = 0
+    duplicate_lines: list[int] = attrs.field(factory=list)
+
+    #: Rows a sync did not send: their hash is the one the API confirmed.
+    unchanged: int = 0
+    #: A sync's counts (new, changed, unchanged, sent, confirmed, ...); None for an import.
+    sync: dict[str, int] | None = None
+
+    #: How many lines of repeated ids the summary names.
+    DUPLICATE_LINES_SHOWN: ClassVar[int] = 5
 
     @property
     def processing_errors(self) -> int:
         """Users the API accepted but could not apply (e.g. an email taken in that BU)."""
         return 0 if self.tracking is None else self.tracking.get("processing_errors", 0)
+
+    @property
+    def stored(self) -> int | None:
+        """Users processed and stored (deleted, for a delete); None unless followed (``--wait``)."""
+        return None if self.tracking is None else self.tracking.get("success", 0)
 
     @property
     def ok(self) -> bool:
@@ -158,6 +212,7 @@ class Summary:
             or self.processing_errors
             or self.tracking_failures
             or self.stopped_by
+            or (self.sync is not None and (self.sync["unconfirmed"] or self.sync["not_deleted"]))
         )
 
     @property
@@ -168,7 +223,7 @@ class Summary:
     @property
     def done(self) -> int:
         """Rows settled so far: accepted, rejected, failed (or valid on a dry run)."""
-        return self.accepted + self.rejected + self.failed + self.valid
+        return self.accepted + self.rejected + self.failed + self.valid + self.unchanged
 
     @property
     def rate(self) -> float:
@@ -178,8 +233,9 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary (``--json``)."""
+        command = self.operation if self.operation != "upsert" else "import"
         return {
-            "command": self.operation if self.operation != "upsert" else "import",
+            "command": "sync" if self.sync is not None else command,
             "input": self.input,
             "dry_run": self.dry_run,
             "ok": self.ok,
@@ -191,6 +247,7 @@ class Summary:
             "rejected": self.rejected,
             "valid": self.valid if self.dry_run else None,
             "failed": self.failed,
+            # Errors, not rows: a rejected row may have several.
             "rejected_by_reason": dict(self.reasons.most_common()),
             "failed_chunks": self.failed_chunks,
             "chunks": self.chunks,
@@ -199,11 +256,16 @@ class Summary:
             "elapsed_s": round(self.elapsed, 3),
             "rows_per_s": round(self.rate, 1),
             "tracking": self.tracking,
+            ("deleted" if self.operation == "delete" else "stored"): self.stored,
+            "failed_at_processing": None if self.tracking is None else self.processing_errors,
+            "duplicate_ids": {"rows": self.duplicate_rows, "lines": self.duplicate_lines},
+            "read_as": self.reading,
             "tracking_not_followed": len(self.tracking_failures),
             "tracking_expired": self.tracking_expired,
             "rejects_file": self.rejects_file,
             "journal": self.journal,
             "stopped_by": self.stopped_by,
+            "sync": self.sync,
         }
 
 
@@ -232,8 +294,10 @@ class _Run:
         journal: Journal | None,
         rejects: RejectsWriter,
         progress: Progress,
+        stage: Stage | None = None,
     ) -> None:
         self.client = client
+        self.stage = stage
         self.source = source
         self.plan = plan
         self.options = options
@@ -242,6 +306,12 @@ class _Run:
         self.progress = progress
         self.summary = Summary(options.operation, source.name, dry_run=options.dry_run)
         self.summary.rejects_file = rejects.path
+        self.summary.reading = getattr(source, "reading", None)
+        # The ids seen so far, as their 64-bit str hashes (about 70 bytes each
+        # in a set, a third less than the ids): enough to count repeats, which
+        # the API merges into one user. A collision (odds about n**2 / 2**65)
+        # would only miscount a repeat; nothing is dropped on it.
+        self.seen_ids: set[int] = set()
         self.summary.concurrency = options.concurrency
         self.summary.max_concurrency = options.concurrency
         self.summary.lowest_concurrency = options.concurrency
@@ -286,10 +356,22 @@ class _Run:
             stage = "dry-run" if self.options.dry_run else "local"
             self.reject(row, user_id if isinstance(user_id, str) else None, stage, problems)
             return None
+        self.count_repeat(user_id, row.line)
         if self.options.dry_run:
             summary.valid += 1
             return None
         return item
+
+    def count_repeat(self, user_id: str, line: int) -> None:
+        """Count a row whose id an earlier row of the run had."""
+        seen = self.seen_ids
+        before = len(seen)
+        seen.add(hash(user_id))
+        if len(seen) == before:
+            summary = self.summary
+            summary.duplicate_rows += 1
+            if len(summary.duplicate_lines) < summary.DUPLICATE_LINES_SHOWN:
+                summary.duplicate_lines.append(line)
 
     def reject(
         self,
@@ -307,7 +389,21 @@ class _Run:
         self.unwritten_rows += 1
 
     async def items(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[Any]:
-        """The items to send, one per row not settled locally; stops when sending must."""
+        """The items to send, one per row not settled locally (nor left out by the stage)."""
+        pairs = self.pairs(rows)
+        if self.stage is not None:
+            pairs = self.stage.select(pairs, self.read_whole)
+        async for item, row in pairs:
+            self.sent[self.summary.sent] = row
+            self.summary.sent += 1
+            yield item
+
+    def read_whole(self) -> bool:
+        """Whether the input was read to its end (not cut by an error, nor by a down API)."""
+        return self.input_error is None and self.api_down is None
+
+    async def pairs(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[tuple[Any, SourceRow]]:
+        """Each row not settled locally, with its item; stops when sending must."""
         read = 0
         while True:
             try:
@@ -325,11 +421,11 @@ class _Run:
             item = self.settle_locally(row)
             read += 1
             if read % 256 == 0:
+                if self.stage is not None:
+                    self.summary.unchanged = self.stage.unchanged
                 self.progress.update(self.summary, self.source)
             if item is not None:
-                self.sent[self.summary.sent] = row
-                self.summary.sent += 1
-                yield item
+                yield item, row
             elif self.unwritten_rows >= self.options.journal_rows:
                 self.write()
 
@@ -346,6 +442,8 @@ class _Run:
     def on_chunk(self, outcome: ChunkOutcome) -> None:
         """Account for settled rows: counts, rejects, the journal (the bulk engine's hook)."""
         summary = self.summary
+        if self.stage is not None:
+            self.stage.on_chunk(outcome)
         if self.columnar is not None:
             rows = self.columnar.take(outcome.positions, {r.position for r in outcome.rejected})
         else:
@@ -470,7 +568,8 @@ class _Run:
     def columnar_keys(self) -> list[str | None] | None:
         """The plan's keys for the source's columns when it takes the columnar path, else None."""
         schema = getattr(self.source, "arrow_schema", None)
-        if schema is None or self.client is None or not self.options.columnar:
+        # A sync's stage picks rows one by one (their hashes): it takes the row path.
+        if schema is None or self.client is None or not self.options.columnar or self.stage:
             return None
         from .columnar import SentRows, usable
 
@@ -494,9 +593,12 @@ class _Run:
             # Also on Ctrl-C or a 401: what was settled is written (no await here).
             self.write()
             await rows.aclose()
+        if self.stage is not None and self.client is not None:
+            # Also after a broken input: what the API took is confirmed (nothing deleted).
+            await self.finish_stage(self.stage, self.client)
         if self.input_error is not None:
             raise self.input_error
-        if self.options.wait and self.client is not None and self.tracking:
+        if self.stage is None and self.options.wait and self.client is not None and self.tracking:
             self.progress.phase("processing")
             await self.wait_all(self.client)
         summary.elapsed = time.perf_counter() - summary.started
@@ -508,6 +610,26 @@ class _Run:
             }
         self.progress.update(summary, self.source)
         return summary
+
+    async def finish_stage(self, stage: Stage, client: AsyncClient) -> None:
+        """The stage's end: the sync confirms what the API processed, then deletes."""
+        summary = self.summary
+        summary.unchanged = stage.unchanged
+        self.progress.phase("processing")
+        try:
+            deletes = await stage.finish(
+                client,
+                complete=self.read_whole() and summary.stopped_by is None,
+                chunk_size=self.options.chunk_size,
+                concurrency=self.options.concurrency,
+                timeout=self.options.wait_timeout,
+            )
+        except ActivateProError as exc:  # the delete guard, an unwritable state
+            raise StopRun(str(exc)) from None
+        if deletes is not None:
+            summary.retries += deletes.retries
+            summary.chunks += deletes.chunks
+        summary.sync = stage.counts()
 
     async def wait_all(self, client: AsyncClient) -> None:
         """Poll every tracking id with the bulk engine's poller; add up the server's counts."""
@@ -565,6 +687,7 @@ async def run(
     rejects: RejectsWriter | None = None,
     progress: Progress | None = None,
     on_summary: Callable[[Summary], None] | None = None,
+    stage: Stage | None = None,
 ) -> Summary:
     """Import (or delete) every row of ``source``; ``client`` may be None on a dry run.
 
@@ -580,6 +703,7 @@ async def run(
         journal=journal,
         rejects=rejects if rejects is not None else RejectsWriter(None),
         progress=progress if progress is not None else _NoProgress(),
+        stage=stage,
     )
     if on_summary is not None:
         on_summary(the_run.summary)

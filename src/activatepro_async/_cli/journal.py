@@ -54,6 +54,8 @@ from typing import IO, Any
 
 import attrs
 
+from .readers import compression_of, count_lines
+
 __all__ = ["Chunk", "Journal", "JournalError", "file_identity"]
 
 VERSION = 2
@@ -79,18 +81,27 @@ class Chunk:
 
 
 def file_identity(path: str) -> dict[str, Any]:
-    """The name, size, SHA-256 and line count of a file, read in blocks."""
+    """The name, size, SHA-256 and line count of a file, read in blocks.
+
+    The digest and size are of the file's bytes; the lines are of its text,
+    decompressed for a ``.gz`` or ``.zst`` file, since the rows' line numbers
+    (which the journal's chunks name) count those. Raises the readers'
+    ``InputError`` for a damaged compressed file.
+    """
     digest = hashlib.sha256()
     size = lines = 0
-    last = b""
+    last = head = b""
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
+            head = head or block[:4]
             digest.update(block)
             size += len(block)
             lines += block.count(b"\n")
             last = block[-1:]
     if size and last != b"\n":
         lines += 1  # a last line without a line break
+    if compression_of(head) is not None:
+        lines = count_lines(path)
     return {
         "name": os.path.basename(path),
         "size": size,

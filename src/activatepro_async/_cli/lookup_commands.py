@@ -21,7 +21,7 @@ def _print_json(data: Any) -> None:
 @click.argument("user_id")
 @api_options
 def get(user_id: str, api_key: str | None, base_url: str | None) -> None:
-    """Print the user with this id as JSON (exit 1 if there is none)."""
+    """Print the user whose id is USER_ID as JSON (exit 1 if there is none)."""
     from ..models import to_wire
 
     async def main() -> Any:
@@ -40,7 +40,7 @@ def get(user_id: str, api_key: str | None, base_url: str | None) -> None:
 @click.option("--bu", "business_unit", help="The business unit; without it, the user with none.")
 @api_options
 def find(email: str, business_unit: str | None, api_key: str | None, base_url: str | None) -> None:
-    """Print the user with this email (case insensitive) as JSON."""
+    """Print the user whose email is EMAIL (case insensitive) as JSON."""
     from ..models import to_wire
 
     async def main() -> Any:
@@ -73,7 +73,7 @@ def find(email: str, business_unit: str | None, api_key: str | None, base_url: s
 def track(
     tracking_id: str, wait: bool, timeout: float, api_key: str | None, base_url: str | None
 ) -> None:
-    """Print the processing state of a write (stage, total, success, error) as JSON.
+    """Print the processing state of the write TRACKING_ID (stage, total, success, error) as JSON.
 
     Exits 1 when the write had errors.
     """

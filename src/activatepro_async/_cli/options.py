@@ -28,7 +28,7 @@ from ..errors import (
     ConfigurationError,
     PermissionDeniedError,
 )
-from . import CLI_HINT
+from . import INSTALL_HINT
 
 if TYPE_CHECKING:
     import httpx
@@ -87,7 +87,7 @@ def need(*modules: str) -> None:
         try:
             __import__(module)
         except ModuleNotFoundError:
-            raise UsageProblem(f"this command needs {module}: {CLI_HINT}") from None
+            raise UsageProblem(f"this command needs {module}: {INSTALL_HINT}") from None
 
 
 def make_client(api_key: str | None, base_url: str | None, **kwargs: Any) -> AsyncClient:

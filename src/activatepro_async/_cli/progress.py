@@ -11,8 +11,10 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = ["LiveProgress", "print_summary"]
 
-_SCALE = 10_000
+# The bar is never narrower than this (else it is no bar) nor wider (a long
+# bar says no more, and leaves the rate and ETA far from the counts).
+_MIN_BAR = 10
+_MAX_BAR = 40
 
 
 def _duration(seconds: float) -> str:
@@ -32,33 +37,31 @@ def _duration(seconds: float) -> str:
 
 
 class LiveProgress:
-    """A rich progress bar showing rows read, sent, accepted, rejected, rate and ETA.
+    """A live two-line progress display of a run, drawn to fit the terminal's width.
 
-    Use it as a context manager; it draws nothing when ``enabled`` is false
-    (stderr is not a terminal, or ``--quiet``).
+    The first line is the bar with the percentage, the rate and the ETA; the
+    second the counts (accepted, rejected, failed, read, sent, ...). What does
+    not fit is left out by priority: on the first line the title, then the
+    rate, then the ETA, before the bar gets narrower than 10 columns; on the
+    second the later counts. Use it as a context manager; it draws nothing
+    when ``enabled`` is false (stderr is not a terminal, or ``--quiet``).
     """
 
     def __init__(self, title: str, *, enabled: bool, console: Console | None = None) -> None:
         self.console = console if console is not None else Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[counts]}"),
-            console=self.console,
-            disable=not self.enabled,
-            refresh_per_second=8,
-            transient=False,
-        )
         self._title = title
-        self._task: TaskID = self._progress.add_task(title, total=_SCALE, counts="starting")
-        self._last = 0.0
         self._phase: str | None = None
+        self._summary: Summary | None = None
+        self._source: RowSource | None = None
+        self._spinner = Spinner("dots")
+        self._live = Live(
+            self, console=self.console, refresh_per_second=8, transient=False, auto_refresh=True
+        )
 
     def __enter__(self) -> LiveProgress:
-        self._progress.start()
+        if self.enabled:
+            self._live.start()
         return self
 
     def __exit__(
@@ -67,92 +70,186 @@ class LiveProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._progress.stop()
+        if self.enabled:
+            self._live.stop()
 
     def phase(self, text: str) -> None:
         """Name what the run does now (e.g. waiting for processing)."""
         self._phase = text
 
     def update(self, summary: Summary, source: RowSource) -> None:
-        """Show the counts of ``summary`` (at most about ten times a second)."""
-        if not self.enabled:
+        """Show the counts of ``summary``: the display reads them at its next refresh."""
+        self._summary = summary
+        self._source = source
+
+    # -- drawing ---------------------------------------------------------------------
+
+    def _spin(self) -> Text:
+        frame = self._spinner.render(time.monotonic())
+        return frame if isinstance(frame, Text) else Text(str(frame))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        summary, source = self._summary, self._source
+        if summary is None or source is None:
+            yield Text.assemble(self._spin(), f" {self._title}: starting")
             return
-        now = time.monotonic()
-        if now - self._last < 0.1:
-            return
-        self._last = now
-        done = summary.done
-        total_units = source.total_bytes
+        yield self._bar_line(summary, source, width)
+        yield self._counts_line(summary, width)
+
+    def _bar_line(self, summary: Summary, source: RowSource, width: int) -> Table:
+        processing = self._phase == "processing"
+        total = source.total_bytes
         fraction: float | None = None
-        if total_units:
-            # Units read so far, scaled by the share of the rows read that are settled.
-            read_share = min(1.0, source.bytes_read / total_units)
-            fraction = read_share * (done / summary.rows if summary.rows else 0.0)
-        parts = [f"read {summary.rows:,}", f"sent {summary.sent:,}"]
-        if summary.skipped:
-            parts.append(f"skipped {summary.skipped:,}")
-        parts.append(f"[green]accepted {summary.accepted:,}[/]")
-        rejected = summary.rejected
-        parts.append(f"[{'red' if rejected else 'dim'}]rejected {rejected:,}[/]")
-        failed = summary.failed
-        if failed:
-            parts.append(f"[red]failed {failed:,}[/]")
+        read_share = 0.0
+        if processing:  # the share of tracking ids followed to PROCESSED
+            fraction = summary.tracked / summary.tracking_total if summary.tracking_total else 1.0
+        elif total:
+            # The share of the file read, scaled by the share of its rows settled.
+            read_share = min(1.0, source.bytes_read / total)
+            fraction = read_share * (summary.done / summary.rows if summary.rows else 0.0)
         rate = summary.rate
-        parts.append(f"{rate:,.0f} {summary.unit}/s")
-        if fraction and 0 < fraction < 1 and rate > 0 and summary.rows:
-            estimated_rows = summary.rows / min(1.0, max(source.bytes_read / total_units, 1e-9))  # type: ignore[operator]
-            parts.append(f"ETA {_duration((estimated_rows - done) / rate)}")
-        description = self._title
-        if self._phase == "processing":
-            description = "processing"
-            parts.append(f"tracking ids done {summary.tracked:,}/{summary.tracking_total:,}")
-        completed = _SCALE * (fraction if fraction is not None else 0.0)
-        if self._phase == "processing":
-            completed = _SCALE
-        self._progress.update(
-            self._task,
-            completed=completed,
-            counts=" · ".join(parts),
-            description=description,
-            total=_SCALE if total_units else None,
+        eta = ""
+        if not processing and fraction and 0 < fraction < 1 and rate > 0 and summary.rows:
+            estimated_rows = summary.rows / max(read_share, 1e-9)
+            eta = f"ETA {_duration((estimated_rows - summary.done) / rate)}"
+        title = "processing" if processing else self._title
+        percent = f"{fraction * 100:3.0f}%" if fraction is not None else ""
+        cells = {
+            "title": title,
+            "percent": percent,
+            "rate": f"{rate:,.0f} {summary.unit}/s",
+            "eta": eta,
+        }
+        # The spinner, then what fits around a bar of at least _MIN_BAR.
+        shown = ["percent"]
+        used = 2 + len(percent) + 1 + _MIN_BAR
+        for name in ("eta", "rate", "title"):
+            if cells[name] and used + len(cells[name]) + 1 <= width:
+                shown.append(name)
+                used += len(cells[name]) + 1
+        bar_width = max(1, min(_MAX_BAR, width - used + _MIN_BAR))
+        bar = ProgressBar(
+            total=1.0 if fraction is not None else None,
+            completed=fraction or 0.0,
+            width=bar_width,
         )
+        row: list[Any] = [self._spin()]
+        if "title" in shown:
+            row.append(Text(title, style="bold"))
+        row.append(bar)
+        row.extend(Text(cells[name]) for name in ("percent", "rate", "eta") if name in shown)
+        grid = Table.grid(padding=(0, 1))
+        for _ in row:
+            grid.add_column(no_wrap=True)
+        grid.add_row(*row)
+        return grid
+
+    def _counts_line(self, summary: Summary, width: int) -> Text:
+        parts: list[tuple[str, str]] = []
+        if self._phase == "processing":
+            parts.append((f"tracking ids done {summary.tracked:,}/{summary.tracking_total:,}", ""))
+        parts.append((f"accepted {summary.accepted:,}", "green"))
+        rejected = summary.rejected
+        parts.append((f"rejected {rejected:,}", "red" if rejected else "dim"))
+        if summary.failed:
+            parts.append((f"failed {summary.failed:,}", "red"))
+        parts.append((f"read {summary.rows:,}", ""))
+        parts.append((f"sent {summary.sent:,}", ""))
+        if summary.skipped:
+            parts.append((f"skipped {summary.skipped:,}", ""))
+        line = Text("  ")
+        for text, style in parts:
+            sep = " · " if len(line) > 2 else ""
+            if len(line) + len(sep) + len(text) > width:
+                break
+            line.append(sep)
+            line.append(text, style=style)
+        return line
+
+
+#: The rows of a sync's counts (``activatepro sync``), in the summary's order.
+_SYNC_ROWS = (
+    ("new", "not in the state"),
+    ("changed", "another hash than the confirmed one"),
+    ("unchanged", "not sent"),
+    ("sent", ""),
+    ("confirmed", "processed by the API: in the state"),
+    ("unconfirmed", "accepted, not processed cleanly: sent again next run"),
+    ("missing", "in the state, not in this export"),
+    ("deleted", "deleted, and the delete processed"),
+)
 
 
 def _count(value: int) -> str:
     return f"{value:,}"
 
 
+def _reading_text(reading: dict[str, Any]) -> str:
+    """``CSV, delimiter ';' (detected), gzip``: how the input was read."""
+    parts = [
+        {"csv": "CSV", "jsonl": "JSON Lines", "lines": "one id a line"}.get(
+            str(reading.get("format")), str(reading.get("format"))
+        )
+    ]
+    if reading.get("delimiter") is not None:
+        how = "detected; --delimiter to change" if reading.get("detected") else "--delimiter"
+        parts.append(f"delimiter {reading['delimiter']!r} ({how})")
+        if reading.get("quotechar", '"') != '"':
+            parts.append(f"quote {reading['quotechar']!r}")
+    if reading.get("compression"):
+        parts.append(str(reading["compression"]))
+    return ", ".join(parts)
+
+
 def print_summary(
     summary: Summary, console: Console, *, title: str | None = None, footer: str | None = None
 ) -> None:
-    """Print the summary a person reads at a glance (``footer`` replaces the verdict)."""
-    what = (
-        "Dry run of"
-        if summary.dry_run
-        else ("Deleted from" if summary.operation == "delete" else "Imported")
-    )
-    elapsed = summary.elapsed
+    """Print the summary a person reads at a glance (``footer`` replaces the verdict).
+
+    It says what the API accepted (took for processing), what it then stored
+    (deleted, for a delete) and how many accepted users failed at processing,
+    which the API counts but does not name.
+    """
+    deleting = summary.operation == "delete"
+    what = "Dry run of" if summary.dry_run else ("Deleted from" if deleting else "Imported")
+    unit = summary.unit
     head = Text.assemble(
         (title or f"{what} {summary.input}", "bold"),
-        f"  {summary.rows:,} {summary.unit} in {elapsed:.1f} s",
-        (f"  {summary.rate:,.0f} {summary.unit}/s", "bold cyan"),
+        f"  {summary.rows:,} {unit} in {summary.elapsed:.1f} s",
+        (f"  {summary.rate:,.0f} {unit}/s", "bold cyan"),
     )
     console.print(head)
+    if summary.reading is not None:
+        console.print(Text(f"read as {_reading_text(summary.reading)}", style="dim"))
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim")
-    table.add_column(justify="right")
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
     table.add_column()
     if summary.skipped:
         table.add_row("skipped", _count(summary.skipped), "settled by earlier runs (journal)")
+    for key, note in _SYNC_ROWS if summary.sync is not None else ():
+        table.add_row(key, _count(summary.sync[key]), note)  # type: ignore[index]
     if summary.dry_run:
         table.add_row("valid", Text(_count(summary.valid), style="green"), "would be sent")
     else:
-        table.add_row("accepted", Text(_count(summary.accepted), style="green"), "")
+        table.add_row(
+            "accepted",
+            Text(_count(summary.accepted), style="green"),
+            "taken by the API for processing",
+        )
     table.add_row(
         "rejected",
         Text(_count(summary.rejected), style="red" if summary.rejected else ""),
-        f"see {summary.rejects_file}" if summary.rejects_file and summary.rejected else "",
+        (
+            ("refused here or by the API" if not summary.dry_run else "would not be sent")
+            + (f": see {summary.rejects_file}" if summary.rejects_file else "")
+        )
+        if summary.rejected
+        else "",
     )
+    if summary.reasons:
+        table.add_row("", "", Text("errors by reason (a row may have several):", style="dim"))
     for name, count in summary.reasons.most_common(8):
         table.add_row("", Text(_count(count), style="red"), name)
     if len(summary.reasons) > 8:
@@ -162,7 +259,8 @@ def print_summary(
             "failed",
             Text(_count(summary.failed), style="red" if summary.failed else ""),
             (
-                f"in {len(summary.failed_chunks)} chunks: rerun to send them again"
+                f"not sent after all retries, in {len(summary.failed_chunks)} chunks: "
+                "rerun to send them again"
                 if summary.failed_chunks
                 else ""
             ),
@@ -178,17 +276,17 @@ def print_summary(
                 "on 429/503 (adaptive)"
             )
         table.add_row("chunks", _count(summary.chunks), retries)
-    tracking = summary.tracking
-    if tracking is not None:
-        detail = f"{tracking['success']:,} stored, {tracking['error']:,} errors"
-        if summary.processing_errors:
-            detail += f" ({summary.processing_errors:,} of them at processing)"
-        table.add_row("processed", _count(tracking["total"]), detail)
-    if summary.tracking_failures:
+        _processing_rows(table, summary, "deleted" if deleting else "stored")
+    if summary.duplicate_rows:
+        shown = summary.duplicate_lines
+        lines = ("line " if len(shown) == 1 else "lines ") + ", ".join(map(str, shown))
+        if summary.duplicate_rows > len(shown):
+            lines += ", ..."
         table.add_row(
-            "not followed",
-            Text(_count(len(summary.tracking_failures)), style="yellow"),
-            "tracking ids not followed to PROCESSED",
+            "repeated ids",
+            Text(_count(summary.duplicate_rows), style="yellow"),
+            f"rows repeat an earlier row's id ({lines})"
+            + ("" if deleting else ": the API merges them into one user"),
         )
     if summary.journal is not None:
         table.add_row("journal", "", _journal_text(summary.journal))
@@ -199,15 +297,48 @@ def print_summary(
         console.print(footer)
     elif summary.ok:
         done = "valid" if summary.dry_run else "accepted"
+        if summary.tracking is not None and not summary.dry_run:
+            done = "deleted" if deleting else "stored"
         console.print(Text(f"OK: every row was {done}", style="bold green"))
     else:
         verb = "would not be sent" if summary.dry_run else "were not stored"
+        if deleting and not summary.dry_run:
+            verb = "were not deleted"
         where = (
             f"the rejects are in {summary.rejects_file}"
             if summary.rejects_file
             else "pass --rejects FILE to keep them"
         )
+        if not summary.rejected:
+            where = "see above"
         console.print(Text(f"Some rows {verb}: {where}", style="bold red"))
+
+
+def _processing_rows(table: Table, summary: Summary, done: str) -> None:
+    """What became of the accepted users once processed (``--wait``), or that it is not known."""
+    tracking = summary.tracking
+    if tracking is None:
+        if summary.accepted:
+            table.add_row("processed", "", f"not followed: --wait shows how many were {done}")
+        return
+    table.add_row(done, Text(_count(tracking["success"]), style="green"), f"processed and {done}")
+    failed = summary.processing_errors
+    table.add_row(
+        "failed later",
+        Text(_count(failed), style="red" if failed else ""),
+        (
+            "accepted, then refused when processed (e.g. an email taken in the business "
+            "unit): the API counts them and does not say which users"
+        )
+        if failed
+        else "none of the accepted failed at processing",
+    )
+    if summary.tracking_failures:
+        table.add_row(
+            "not followed",
+            Text(_count(len(summary.tracking_failures)), style="yellow"),
+            "tracking ids not followed to PROCESSED",
+        )
 
 
 def _journal_text(journal: dict[str, Any]) -> str:

@@ -9,22 +9,47 @@ broken header) raises :class:`InputError`.
 
 Every format is read as bytes and decoded line by line, so an encoding error
 names its exact line; a UTF-8 byte order mark at the start is dropped.
+
+Two pieces are for any reader of the command's files, not only these:
+
+- :func:`open_decompressed` opens a file (gzip or zstd, told by its first
+  bytes, or plain) as a stream of its decompressed bytes, read as it goes;
+- :func:`sniff_dialect` tells the delimiter and quote character of CSV text
+  from its first lines.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import importlib
+import io
+import itertools
 import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
-from typing import IO, Any, Literal
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any, Literal, cast
 
 from .._wire import decode_json
 
-__all__ = ["FORMATS", "InputError", "Source", "SourceRow", "detect_format", "open_source"]
+__all__ = [
+    "COMPRESSIONS",
+    "DELIMITERS",
+    "FORMATS",
+    "ZSTD_HINT",
+    "InputError",
+    "Source",
+    "SourceRow",
+    "compression_of",
+    "count_lines",
+    "detect_format",
+    "open_decompressed",
+    "open_source",
+    "sniff_dialect",
+]
 
 Format = Literal["csv", "jsonl", "lines", "parquet"]
 #: The formats, and the file extensions that name them.
@@ -42,6 +67,21 @@ FORMATS: dict[str, Format] = {
 _FIELD_LIMIT = 2 * 1024 * 1024
 # Rows decoded from Parquet at a time: the reader's memory stays flat.
 _READ_ROWS = 8192
+
+#: The extensions of compressed files, and their compression; the file's first
+#: bytes decide (stdin has no extension, and an extension may lie).
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
+_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+#: What to install to read ``.zst`` files.
+ZSTD_HINT = "pip install 'activatepro-async[zstd]'"
+
+#: The delimiters :func:`sniff_dialect` chooses from: what spreadsheets and
+#: database exports write (Excel in much of Europe writes ``;``).
+DELIMITERS = ",;\t|"
+# How much of the file the sniffer reads: enough lines to see a pattern, few
+# enough that a huge first cell does not stall it.
+_SNIFF_LINES = 50
+_SNIFF_CHARS = 64 * 1024
 
 
 class InputError(Exception):
@@ -79,20 +119,216 @@ def detect_format(path: str, given: str | None) -> Format:
         return given  # type: ignore[return-value]
     if path == "-":
         raise InputError("reading stdin: say what it holds with --format csv, jsonl or lines")
-    ext = os.path.splitext(path)[1].lower()
+    ext = os.path.splitext(_uncompressed_name(path))[1].lower()
     if ext in FORMATS:
         return FORMATS[ext]
     known = ", ".join(FORMATS)
     raise InputError(
-        f"cannot tell the format of {path} from its extension (known: {known}): "
-        "pass --format csv, jsonl, lines or parquet"
+        f"cannot tell the format of {path} from its extension (known: {known}, each "
+        "also as .gz or .zst): pass --format csv, jsonl, lines or parquet"
+    )
+
+
+def _uncompressed_name(path: str) -> str:
+    """``users.csv`` for ``users.csv.gz``: the name that tells the format."""
+    root, ext = os.path.splitext(path)
+    return root if ext.lower() in COMPRESSIONS else path
+
+
+def sniff_dialect(sample: str, default: str = ",") -> tuple[str, str]:
+    """The delimiter and quote character of CSV text, told from ``sample`` (its first lines).
+
+    The delimiter is one of :data:`DELIMITERS`, the quote character ``"`` or
+    ``'``. When the sample does not tell (one column, a single line the
+    sniffer cannot read), the answer is ``(default, '"')``: the CSV standard's.
+
+    >>> sniff_dialect("id;email\\n1;a@example.com\\n")
+    (';', '"')
+    """
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+    except csv.Error:
+        return default, '"'
+    delimiter, quote = dialect.delimiter, dialect.quotechar
+    header = next((line for line in sample.splitlines() if line.strip()), "")
+    if delimiter not in DELIMITERS or delimiter not in header:
+        # The sniffer counts characters: in a one-column file a ; or a space
+        # that recurs in every value looks like a delimiter, but the header
+        # (the first line) of a file with several columns has its delimiter.
+        return default, '"'
+    return delimiter, quote if quote in ('"', "'") else '"'
+
+
+def compression_of(head: bytes) -> str | None:
+    """``"gzip"``, ``"zstd"`` or ``None``: the compression that data starting ``head`` has."""
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def _compression(stream: IO[bytes]) -> str | None:
+    """The compression of a buffered stream, from its first bytes (left unread)."""
+    peek = getattr(stream, "peek", None)
+    return compression_of(peek(4)[:4] if peek is not None else b"")
+
+
+def _decompressing(stream: IO[bytes], kind: str | None, name: str) -> IO[bytes]:
+    """``stream``'s decompressed bytes as a buffered stream (closing it closes ``stream``)."""
+    if kind == "gzip":
+        # Buffered again: lines from a BufferedReader are split in C, from a
+        # GzipFile by a Python method per line (twice as slow here).
+        inner = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), 1 << 16)
+        return _Closing(inner, stream).as_io()
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ModuleNotFoundError:
+            raise InputError(f"{name} is zstd-compressed: to read it, {ZSTD_HINT}") from None
+        frames = _ZstdFrames(stream, zstandard.ZstdDecompressor().decompressobj)
+        return _Closing(io.BufferedReader(frames, 1 << 16), stream).as_io()
+    return stream
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The decompressed bytes of a zstd stream of one or more frames.
+
+    zstandard's own ``stream_reader`` ends quietly where a cut-short file
+    ends, which would pass a truncated export off as a whole one: here the
+    end of the input inside a frame raises ``EOFError``, as gzip does.
+    """
+
+    def __init__(self, stream: IO[bytes], new: Callable[[], Any]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._new = new
+        self._frame = new()
+        self._in_frame = False
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out:
+            data = self._stream.read(1 << 16)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("the zstd data ended inside a frame: the file is cut short")
+                return 0
+            out = []
+            while data:
+                self._in_frame = True
+                out.append(self._frame.decompress(data))
+                data = b""
+                if self._frame.eof:  # a frame ended; what follows is the next one
+                    data = self._frame.unused_data
+                    self._frame, self._in_frame = self._new(), False
+            self._out = memoryview(b"".join(out))
+        size = min(len(buffer), len(self._out))
+        buffer[:size] = self._out[:size]
+        self._out = self._out[size:]
+        return size
+
+
+class _Closing(io.BufferedIOBase):
+    """A decompressed stream that also closes the file under it (GzipFile(fileobj=) does not)."""
+
+    def __init__(self, inner: io.BufferedIOBase, under: IO[bytes]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._under = under
+
+    def as_io(self) -> IO[bytes]:
+        """This stream, typed as what ``open(path, "rb")`` returns (it reads alike)."""
+        return cast("IO[bytes]", self)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._inner.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._inner.read1(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._inner.readline(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._inner)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._under.close()
+            super().close()
+
+
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged or cut-short compressed stream raises while it is read."""
+    errors: tuple[type[BaseException], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
+    try:
+        import zstandard
+    except ModuleNotFoundError:
+        return errors
+    return (*errors, zstandard.ZstdError)
+
+
+def open_decompressed(path: str) -> IO[bytes]:
+    """The bytes of the file at ``path``, decompressed as they are read (gzip, zstd, or none).
+
+    The compression is told by the file's first bytes, not its name. Raises
+    :class:`InputError` when the file cannot be opened, or is zstd and the
+    ``zstd`` extra is not installed. Reading a damaged compressed file raises
+    ``EOFError``, ``zlib.error``, ``gzip.BadGzipFile`` or ``zstandard.ZstdError``.
+    """
+    stream = _open_file(path)
+    try:
+        return _decompressing(stream, _compression(stream), path)
+    except InputError:
+        stream.close()
+        raise
+
+
+def _open_file(path: str) -> IO[bytes]:
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - the caller owns and closes it
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if os.path.isdir(path):  # pragma: no cover - open() already refuses on POSIX
+        stream.close()
+        raise InputError(f"{path} is a directory: pass a file")
+    return stream
+
+
+def count_lines(path: str) -> int:
+    """The lines of the file's text (decompressed), as the readers number them."""
+    lines = 0
+    last = b""
+    with open_decompressed(path) as stream:
+        try:
+            while block := stream.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        except _damage_errors() as exc:
+            raise InputError(_damaged(path, lines + 1, exc)) from None
+    return lines + (1 if last not in (b"", b"\n") else 0)
+
+
+def _damaged(name: str, line: int, exc: BaseException) -> str:
+    return (
+        f"{name} line {line}: the compressed data is damaged or cut short "
+        f"({str(exc) or type(exc).__name__}): get the whole file again"
     )
 
 
 class Source:
     """An open input: iterate it for :class:`SourceRow` s; ``bytes_read`` grows as it goes.
 
-    ``total_bytes`` is the file's size (``None`` for stdin or a pipe), for the ETA.
+    ``total_bytes`` is the file's size (``None`` for stdin or a pipe), for the
+    ETA; for a compressed file both count its compressed bytes. A CSV file's
+    delimiter and quote character are :func:`sniff_dialect`'s unless
+    ``delimiter`` is given (then the quote character is ``"``);
+    ``dialect_detected`` says which.
     """
 
     def __init__(
@@ -108,15 +344,18 @@ class Source:
         self.name = name
         self.format: Format = fmt
         self.encoding = encoding
+        self.dialect_detected = delimiter is None and fmt == "csv"
         self.delimiter = (
-            delimiter if delimiter is not None else ("\t" if name.endswith(".tsv") else ",")
+            delimiter
+            if delimiter is not None
+            else ("\t" if _uncompressed_name(name).lower().endswith(".tsv") else ",")
         )
+        self.quotechar = '"'
         self.bytes_read = 0
         self.rows_read = 0
         self.header: list[str] | None = None
         self._csv: tuple[Any, int] | None = None
         self._pq: Any = None
-        self._stream = stream
         self._owned = owned
         self.total_bytes: int | None = None
         try:
@@ -126,6 +365,48 @@ class Source:
         else:
             if stat.S_ISREG(st.st_mode):
                 self.total_bytes = st.st_size
+        if not hasattr(stream, "peek"):  # a BytesIO, say: the compression check peeks
+            stream = cast("IO[bytes]", io.BufferedReader(cast("io.RawIOBase", stream)))
+        self.compression = _compression(stream)
+        # Where the compressed bytes are read up to: bytes_read of a compressed file.
+        self._position = stream.tell if self.total_bytes is not None else None
+        try:
+            self._stream = _decompressing(stream, self.compression, name)
+        except InputError:
+            if owned:
+                stream.close()
+            raise
+        self._damage: tuple[type[BaseException], ...] = _damage_errors() if self.compression else ()
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        """How the input was read, for the summary: format, CSV dialect, compression."""
+        described: dict[str, Any] = {"format": self.format, "compression": self.compression}
+        if self.format == "csv":
+            described.update(
+                delimiter=self.delimiter,
+                quotechar=self.quotechar,
+                detected=self.dialect_detected,
+            )
+        return described
+
+    def delimiter_hint(self) -> str:
+        """When the header may have been split at the wrong delimiter: how it was, what to try.
+
+        Empty when the header looks well split (several columns, none holding
+        another delimiter), so that other problems are not muddled with it.
+        """
+        header = self.header
+        if self.format != "csv" or not header:
+            return ""
+        others = [d for d in DELIMITERS if d != self.delimiter and any(d in h for h in header)]
+        if not others and len(header) > 1:
+            return ""
+        how = "detected" if self.dialect_detected else "given with --delimiter"
+        text = f"the header was split at {self.delimiter!r} ({how})"
+        if others:
+            return f"{text}: if the file uses {others[0]!r}, pass --delimiter {others[0]!r}"
+        return f"{text}: if the file uses another delimiter, pass --delimiter"
 
     def close(self) -> None:
         """Close the file (not stdin)."""
@@ -142,20 +423,47 @@ class Source:
 
     def _decoded_lines(self) -> Iterator[str]:
         """The file's lines as text, line endings kept; counts the bytes read."""
+        if self.compression is not None:
+            yield from self._decompressed_lines()
+            return
         encoding = self.encoding
         for number, raw in enumerate(self._stream, 1):
             self.bytes_read += len(raw)
+            yield self._decode(raw, number, encoding)
+
+    def _decompressed_lines(self) -> Iterator[str]:
+        # bytes_read counts the compressed bytes (what total_bytes is): the
+        # position in the file under the decompressor, taken now and then.
+        encoding = self.encoding
+        tell = self._position
+        number = 0
+        lines = iter(self._stream)
+        while True:
             try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{self.name} line {number} is not valid {encoding} "
-                    f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): "
-                    "save the file as UTF-8, or pass its encoding with --encoding"
-                ) from None
-            if number == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield text
+                raw = next(lines)
+            except StopIteration:
+                break
+            except self._damage as exc:
+                raise InputError(_damaged(self.name, number + 1, exc)) from None
+            number += 1
+            if tell is not None and number % 512 == 0:
+                self.bytes_read = tell()
+            yield self._decode(raw, number, encoding)
+        if self.total_bytes is not None:
+            self.bytes_read = self.total_bytes
+
+    def _decode(self, raw: bytes, number: int, encoding: str) -> str:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{self.name} line {number} is not valid {encoding} "
+                f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): "
+                "save the file as UTF-8, or pass its encoding with --encoding"
+            ) from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        return text
 
     def __iter__(self) -> Iterator[SourceRow]:
         if self.format == "csv":
@@ -176,7 +484,25 @@ class Source:
         if self.format == "csv" and self._csv is None:
             if csv.field_size_limit() < _FIELD_LIMIT:
                 csv.field_size_limit(_FIELD_LIMIT)
-            reader = csv.reader(self._decoded_lines(), delimiter=self.delimiter)
+            lines = self._decoded_lines()
+            sample: list[str] = []
+            if self.dialect_detected:
+                chars = 0
+                for text in lines:
+                    sample.append(text)
+                    chars += len(text)
+                    if len(sample) >= _SNIFF_LINES or chars >= _SNIFF_CHARS:
+                        break
+                text = "".join(sample)
+                if len(text) > _SNIFF_CHARS:
+                    # The sniffer's patterns are slow on a huge cell: its first
+                    # 64 KiB, to the last whole line in them, tell as much.
+                    text = text[:_SNIFF_CHARS]
+                    text = text[: text.rfind("\n") + 1] or text
+                self.delimiter, self.quotechar = sniff_dialect(text, default=self.delimiter)
+            reader = csv.reader(
+                itertools.chain(sample, lines), delimiter=self.delimiter, quotechar=self.quotechar
+            )
             last = 0
             while True:
                 try:
@@ -392,11 +718,4 @@ def open_source(
             delimiter=delimiter,
             owned=False,
         )
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - Source owns and closes it
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if os.path.isdir(path):  # pragma: no cover - open() already refuses on POSIX
-        stream.close()
-        raise InputError(f"{path} is a directory: pass a file")
-    return Source(stream, name=path, fmt=kind, encoding=encoding, delimiter=delimiter)
+    return Source(_open_file(path), name=path, fmt=kind, encoding=encoding, delimiter=delimiter)

@@ -27,7 +27,7 @@ from ..emulator import (
     Emulator,
     Faults,
 )
-from . import SERVER_HINT
+from . import INSTALL_HINT
 
 __all__ = ["COMMANDS"]
 
@@ -175,7 +175,7 @@ def serve(
         import uvicorn  # noqa: F401  (checked here for a one-line message)
     except ModuleNotFoundError as error:
         raise click.ClickException(
-            f"the emulator's server needs {error.name}: {SERVER_HINT}"
+            f"the emulator's server needs {error.name}: {INSTALL_HINT}"
         ) from None
     # Looked up when serving, not at import: a test replaces it to serve for a moment.
     from ..emulator._server import run_forever

@@ -237,9 +237,13 @@ def upsert_dataframe(
             that run at once (see :func:`per_task_concurrency`).
         task_slots: how many tasks run at once; defaults to
             ``sparkContext.defaultParallelism``.
-        chunk_size, max_chunk_bytes, wait, wait_timeout: as in
-            :meth:`AsyncClient.upsert_many`, per task.
-        timeout, max_retries, retry: as in :class:`AsyncClient`.
+        chunk_size: as in :meth:`AsyncClient.upsert_many`, per task.
+        max_chunk_bytes: as in :meth:`AsyncClient.upsert_many`, per task.
+        wait: as in :meth:`AsyncClient.upsert_many`, per task.
+        wait_timeout: as in :meth:`AsyncClient.upsert_many`, per task.
+        timeout: as in :class:`AsyncClient`.
+        max_retries: as in :class:`AsyncClient`.
+        retry: as in :class:`AsyncClient`.
         raise_on_failure: raise :class:`SparkBulkError` (holding the result)
             when a row was rejected or failed.
         arrow: how the executors read the partitions: ``None`` (the default)

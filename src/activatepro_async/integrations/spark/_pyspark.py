@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+#: What to install to use the Spark integration, as errors without PySpark say it.
 INSTALL_HINT = "pip install 'activatepro-async[spark]'"
 
 try:
