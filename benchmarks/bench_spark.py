@@ -234,6 +234,17 @@ def compare_paths(
     return PathComparison(rows, partitions, concurrency, master, found)
 
 
+def measure_paths(
+    *, master: str = "local[2]", rows: int = 200_000, rounds: int = 3, **options: Any
+) -> dict[str, list[float]]:
+    """Rows/s of each path (``"arrow"``, ``"rows"``), one figure per round, alternated.
+
+    What ``run_all.py`` calls (its ratio is taken within each round, as
+    :attr:`PathComparison.ratio`); ``options`` as in :func:`compare_paths`.
+    """
+    return compare_paths(master=master, rows=rows, rounds=rounds, **options).rows_per_second
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
