@@ -126,3 +126,57 @@ def test_a_forked_worker_makes_its_own_client_and_the_parent_keeps_its_own() -> 
     )
     done = run_python(script, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "done"), done.stderr
+
+
+def test_an_arrow_task_gives_the_records_a_row_task_gives_for_the_same_values(
+    server: ServedEmulator,
+) -> None:
+    import pyarrow as pa
+
+    rows = [(f"arrow-{n}", f"arrow-{n}@example.com") for n in range(25)]
+    rows += [(None, "x@example.com"), ("arrow-bad", "no-at-sign"), ("arrow-x", None)]
+    table = pa.table({"id": [r[0] for r in rows], "email": [r[1] for r in rows]})
+    # Batches of uneven sizes, an empty one among them: positions run on across batches.
+    batches = [*table.slice(0, 7).to_batches(), pa.RecordBatch.from_pylist([], table.schema)]
+    batches += table.slice(7).to_batches(max_chunksize=5)
+
+    by_rows = list(_executor.run_task(job(server.base_url), Broadcast(API_KEY), 0, iter(rows)))
+    [batch] = list(_executor.run_arrow_task(job(server.base_url), Broadcast(API_KEY), batches))
+
+    def same(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        # The time taken, whether the client was new and the tracking ids differ
+        # between two tasks; the number of tracking ids does not.
+        names = _results.OUTPUT_SCHEMA.names
+        drop = {names.index(n) for n in ("seconds", "client_reused")}
+        ids = names.index("tracking_ids")
+        return [
+            tuple(len(v) if i == ids and v else v for i, v in enumerate(r) if i not in drop)
+            for r in records
+        ]
+
+    assert batch.schema.names == _results.OUTPUT_SCHEMA.names
+    as_tuples = [tuple(row.values()) for row in batch.to_pylist()]
+    # (Arrow gives the error structs back as dicts, the Row path holds tuples.)
+    for records in (as_tuples, by_rows):
+        index = _results.OUTPUT_SCHEMA.names.index("errors")
+        for n, record in enumerate(records):
+            if record[index] is not None:
+                errors = [tuple(e.values()) if isinstance(e, dict) else e for e in record[index]]
+                records[n] = (*record[:index], errors, *record[index + 1 :])
+    assert same(as_tuples) == same(by_rows)
+    totals = summary(by_rows)
+    assert [totals[n] for n in ("submitted", "accepted", "rejected")] == [28, 25, 3]
+
+
+def test_an_arrow_partition_that_breaks_while_read_fails_the_task_with_its_own_error(
+    server: ServedEmulator,
+) -> None:
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch({"id": ["b-1", "b-2"], "email": ["b1@example.com", None]})
+        raise OSError("the executor lost its shuffle file")
+
+    # As on the Row path: Spark runs the failed task again, on its partition only.
+    with pytest.raises(OSError, match="lost its shuffle file"):
+        list(_executor.run_arrow_task(job(server.base_url), Broadcast(API_KEY), batches()))

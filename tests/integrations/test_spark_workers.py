@@ -37,14 +37,17 @@ spark = SparkSession.builder.getOrCreate()
 spark.sparkContext.setLogLevel("OFF")
 df = spark.createDataFrame([("1", "one@example.com")], "id string, email string")
 try:
-    upsert_dataframe(df, api_key=sys.argv[1], base_url="http://127.0.0.1:9")
-    outcome = {"type": None}
-except Exception as exc:
-    outcome = {"type": type(exc).__name__, "message": str(exc),
-               "configuration": isinstance(exc, ConfigurationError)}
+    # Python rows, then Arrow batches (whose workers need pyarrow before the SDK).
+    for arrow in (False, None):
+        try:
+            upsert_dataframe(df, api_key=sys.argv[1], base_url="http://127.0.0.1:9", arrow=arrow)
+            outcome = {"type": None}
+        except Exception as exc:
+            outcome = {"type": type(exc).__name__, "message": str(exc),
+                       "configuration": isinstance(exc, ConfigurationError)}
+        print("OUTCOME " + json.dumps(outcome))
 finally:
     spark.stop()
-print("OUTCOME " + json.dumps(outcome))
 """
 
 
@@ -143,11 +146,20 @@ def test_a_job_whose_workers_cannot_import_the_sdk_fails_with_one_line_saying_wh
         "--conf", "spark.driver.bindAddress=127.0.0.1",
         str(script), API_KEY,
     ]  # fmt: skip
-    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
     assert run.returncode == 0, run.stderr
-    (line,) = [line for line in run.stdout.splitlines() if line.startswith("OUTCOME ")]
-    outcome = json.loads(line.removeprefix("OUTCOME "))
+    lines = [line for line in run.stdout.splitlines() if line.startswith("OUTCOME ")]
+    outcome, arrow_outcome = (json.loads(line.removeprefix("OUTCOME ")) for line in lines)
 
+    # Arrow batches: PySpark's worker needs pyarrow before it runs the SDK's function.
+    assert arrow_outcome["configuration"], arrow_outcome
+    arrow_message = arrow_outcome["message"]
+    assert "\n" not in arrow_message
+    assert arrow_message.startswith("Spark's Python workers cannot import pyarrow, ")
+    for what_to_do in ("spark.pyspark.python", "PYSPARK_PYTHON", INSTALL_HINT, "arrow=False"):
+        assert what_to_do in arrow_message
+
+    # Python rows: the SDK's own function says which Python lacks the SDK.
     assert outcome["type"] == "ConfigurationError", outcome
     assert outcome["configuration"]
     message = outcome["message"]

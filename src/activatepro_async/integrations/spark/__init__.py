@@ -18,9 +18,11 @@ How a job runs, top to bottom:
    Python worker's client (a :class:`~activatepro_async.Client`: one
    ``AsyncClient`` on an event-loop thread of its own per worker process, made
    by the first task and reused by the next ones) and
-   streams its rows through the bulk engine (:meth:`AsyncClient.upsert_many`):
-   rows are read in batches on a helper thread, so only the chunks in flight
-   are held, whatever the partition's size.
+   streams its partition through the bulk engine (:meth:`AsyncClient.upsert_many`):
+   by default as Arrow record batches (``DataFrame.mapInArrow``), encoded
+   column by column by the SDK's columnar path; with ``arrow=False`` as
+   Spark's Python rows. Either way the partition is read in batches on a
+   helper thread, so only the chunks in flight are held, whatever its size.
 3. Each task returns its totals and its rejected rows as data. The job's output
    is kept by Spark (a local checkpoint, cut from the job's lineage), so reading
    :attr:`SparkBulkResult.rejects` later never sends anything again.

@@ -13,7 +13,7 @@ values of each kind into wire values and leaves nulls out.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._rows import Caster, RowRules, Spelling, positional, required_keys
@@ -21,9 +21,19 @@ from ..._wire import date_to_wire, micros_to_wire
 from ._pyspark import F, T
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, Row
+    # pyarrow ships no type hints (pyarrow-stubs does, unpinned here).
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    from pyspark.sql import Column, DataFrame
 
-__all__ = ["Plan", "delete_converter", "plan_delete", "plan_upsert", "row_converter", "wire_names"]
+__all__ = [
+    "Plan",
+    "batch_converter",
+    "delete_converter",
+    "plan_delete",
+    "plan_upsert",
+    "row_converter",
+    "wire_names",
+]
 
 #: The keys a job sends and the kind of each, in the order of the selected columns.
 Plan = tuple[tuple[str, int], ...]
@@ -139,14 +149,42 @@ def plan_delete(df: DataFrame, id_column: str) -> list[Column]:
 _CASTS: dict[int, Caster] = {_MICROS: micros_to_wire, _DATE: date_to_wire, _JSON: json.loads}
 
 
-def row_converter(plan: Plan) -> Callable[[Row], dict[str, Any]]:
-    """The function that turns a selected row into a user, on the executor."""
+def row_converter(plan: Plan) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """The function that turns a selected row (a ``Row``, or a tuple of its values) into a user."""
     return positional(
         [key for key, _ in plan], {key: _CASTS[kind] for key, kind in plan if kind != _PLAIN}
     )
 
 
-def delete_converter(row: Row) -> str | None:
+def batch_converter(plan: Plan) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    """The function that turns a selected record batch into users for the columnar path.
+
+    Each column gets its wire key (the selected columns carry Spark's
+    expression names) and epoch microseconds become UTC timestamps, which the
+    columnar path writes as the Row path does. ``None`` when a column holds
+    nested values: Spark hands them over as JSON text, which the columnar path
+    would send as a string, so those batches are read per cell (see
+    :func:`row_converter`) as the columnar path reads nested columns anyway.
+    A delete's plan is empty: its one column is the id.
+    """
+    if any(kind == _JSON for _, kind in plan):
+        return None
+    from ..._columnar import arrow_modules, rename_columns
+
+    pyarrow, _ = arrow_modules()
+    keys = [key for key, _ in plan] or ["id"]
+    micros = [i for i, (_, kind) in enumerate(plan) if kind == _MICROS]
+    utc = pyarrow.timestamp("us", tz="UTC")
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        for i in micros:  # the same 64 bits, read as UTC instants (no copy)
+            batch = batch.set_column(i, batch.schema.field(i).name, batch.column(i).view(utc))
+        return rename_columns(batch, keys)
+
+    return convert
+
+
+def delete_converter(row: Sequence[Any]) -> str | None:
     """The id of a selected row (a null id is rejected by the bulk engine)."""
     value: str | None = row[0]
     return value

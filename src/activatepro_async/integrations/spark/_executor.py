@@ -7,6 +7,11 @@ fork-safe) and streams its rows through the bulk engine: the rows are read
 and converted in batches on a worker thread (:class:`~.._threads.ThreadedReader`),
 so only the chunks in flight are held, whatever the partition's size. The task
 returns its totals and its rejected rows as records (:func:`._results.records`).
+
+A partition reaches the task in one of two forms: as Arrow record batches
+(``mapInArrow``, the default: :func:`arrow_function`, :func:`run_arrow_task`)
+or as Spark's Python rows (``mapPartitionsWithIndex``: :func:`partition_function`,
+:func:`run_task`). Both give the same records for the same partition.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,15 +32,25 @@ from ...bulk import BulkResult, Operation
 from ...client import _Secret
 from ...errors import ActivateProError, BulkError, ConfigurationError
 from ...sync import Client
-from ._columns import Plan, delete_converter, row_converter
-from ._pyspark import INSTALL_HINT, cloudpickle
-from ._results import records
+from ._columns import Plan, batch_converter, delete_converter, row_converter
+from ._pyspark import INSTALL_HINT, TaskContext, cloudpickle
+from ._results import records, records_batch
 
 if TYPE_CHECKING:
+    # pyarrow ships no type hints (pyarrow-stubs does, unpinned here).
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
     from pyspark import Broadcast
     from pyspark.sql import Row
 
-__all__ = ["ClientSettings", "Job", "partition_function", "run_task", "workers_without_sdk"]
+__all__ = [
+    "ClientSettings",
+    "Job",
+    "arrow_function",
+    "partition_function",
+    "run_arrow_task",
+    "run_task",
+    "workers_without_sdk",
+]
 
 
 @attrs.frozen
@@ -101,17 +116,12 @@ def _worker_client(settings: ClientSettings, api_key: str | None) -> tuple[Clien
 # -- the task of one partition ------------------------------------------------------
 
 
-def _run_partition(client: Client, job: Job, rows: Iterable[Row]) -> BulkResult:
-    convert: Callable[[Row], Any]
-    if job.operation == "upsert":
-        convert, run = row_converter(job.plan), client.upsert_many
-    else:
-        # A null id goes too: the bulk engine rejects it locally, with its position.
-        convert, run = delete_converter, client.delete_many  # type: ignore[assignment]
-    items: ThreadedReader[Any] = ThreadedReader(map(convert, rows), batch=job.chunk_size)
+def _send(client: Client, job: Job, source: ThreadedReader[Any] | _Batches) -> BulkResult:
+    """Stream ``source`` (users, ids to delete, or record batches) through the bulk engine."""
+    run = client.upsert_many if job.operation == "upsert" else client.delete_many
     try:
         return run(
-            items,
+            source,
             chunk_size=job.chunk_size,
             concurrency=job.concurrency,
             max_chunk_bytes=job.max_chunk_bytes,
@@ -120,17 +130,65 @@ def _run_partition(client: Client, job: Job, rows: Iterable[Row]) -> BulkResult:
             raise_on_failure=False,
         )
     except BulkError as exc:
-        if items.error is not None:
+        if source.error is not None:
             # Reading the partition failed (Spark's own error): fail the task,
             # so Spark runs it again, on this partition only.
-            raise items.error from None
+            raise source.error from None
         return exc.result  # stopped early (401/403): its result says so
 
 
-def run_task(
-    job: Job, secret: Broadcast[_Secret] | None, partition: int, rows: Iterable[Row]
+def _send_rows(client: Client, job: Job, rows: Iterable[Sequence[Any]]) -> BulkResult:
+    """The Row path: Spark's Python rows (or tuples of the same values), one by one.
+
+    They are read ``chunk_size`` at a time on a worker thread: reading a
+    partition blocks on the JVM, which would hold up every request in flight.
+    """
+    # A null id goes too: the bulk engine rejects it locally, with its position.
+    convert = row_converter(job.plan) if job.operation == "upsert" else delete_converter
+    return _send(client, job, ThreadedReader(map(convert, rows), batch=job.chunk_size))
+
+
+def _send_batches(client: Client, job: Job, batches: Iterable[pa.RecordBatch]) -> BulkResult:
+    """The Arrow path: the record batches ``mapInArrow`` hands a task.
+
+    They go to the SDK's columnar path (``upsert_many`` of record batches),
+    which reads them on a worker thread and encodes them column by column:
+    no Python object per row. A DataFrame with nested columns (JSON text from
+    the JVM) is read per cell instead, into the values the Row path reads.
+    """
+    convert = batch_converter(job.plan)
+    if convert is None:
+        return _send_rows(client, job, _values_of(batches))
+    return _send(client, job, _Batches(map(convert, batches)))
+
+
+class _Batches:
+    """A partition's record batches, keeping what reading them raised (as ThreadedReader does)."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _values_of(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Any, ...]]:
+    for batch in batches:
+        # (Every column of a batch has its length.)
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+def _task(
+    job: Job,
+    secret: Broadcast[_Secret] | None,
+    partition: int,
+    send: Callable[[Client], BulkResult],
 ) -> Iterator[tuple[Any, ...]]:
-    """The task of one partition, on the executor: its records (see :func:`._results.records`)."""
     started = time.perf_counter()
     api_key = None if secret is None else secret.value.get()
     try:
@@ -139,8 +197,25 @@ def run_task(
         nothing = BulkResult(job.operation, submitted=0, accepted=0, aborted_by=exc)
         yield from records(partition, nothing, time.perf_counter() - started, False)
         return
-    result = _run_partition(client, job, rows)
+    result = send(client)
     yield from records(partition, result, time.perf_counter() - started, reused)
+
+
+def run_task(
+    job: Job, secret: Broadcast[_Secret] | None, partition: int, rows: Iterable[Row]
+) -> Iterator[tuple[Any, ...]]:
+    """The task of one partition on the Row path: its records (see :func:`._results.records`)."""
+    return _task(job, secret, partition, lambda client: _send_rows(client, job, rows))
+
+
+def run_arrow_task(
+    job: Job, secret: Broadcast[_Secret] | None, batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """The task of one partition on the Arrow path (``mapInArrow``): its records, in one batch."""
+    context = TaskContext.get()
+    partition = 0 if context is None else context.partitionId()
+    found = _task(job, secret, partition, lambda client: _send_batches(client, job, batches))
+    yield records_batch(list(found))
 
 
 # -- what Spark ships -----------------------------------------------------------------
@@ -148,12 +223,26 @@ def run_task(
 # What a worker that cannot import the SDK says; the driver finds it in Spark's error.
 _NO_SDK_ON_WORKERS = "Spark's Python workers cannot import activatepro_async"
 _NO_SDK_LINE = re.compile(rf"ModuleNotFoundError: ({re.escape(_NO_SDK_ON_WORKERS)}[^\r\n]*)")
+# PySpark's worker imports these for mapInArrow before it runs the SDK's function.
+_NO_ARROW_LINE = re.compile(r"ModuleNotFoundError: No module named '(pyarrow|pandas)'")
 
 
 def partition_function(
     job: Job, secret: Broadcast[_Secret] | None
 ) -> Callable[[int, Iterable[Row]], Iterator[tuple[Any, ...]]]:
-    """The function Spark runs on each partition.
+    """The function Spark runs on each partition on the Row path (``mapPartitionsWithIndex``)."""
+    return _shipped(job, secret, "run_task")
+
+
+def arrow_function(
+    job: Job, secret: Broadcast[_Secret] | None
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The function Spark runs on each partition on the Arrow path (``mapInArrow``)."""
+    return _shipped(job, secret, "run_arrow_task")
+
+
+def _shipped(job: Job, secret: Broadcast[_Secret] | None, entry: str) -> Callable[..., Any]:
+    """A function that runs :mod:`._executor`'s ``entry`` with the job, on the executor.
 
     Spark ships it by value, and it refers to nothing of this package: the job
     travels as pickled bytes, loaded once the SDK is imported. So a worker
@@ -169,7 +258,7 @@ def partition_function(
     missing = _NO_SDK_ON_WORKERS
     hint = INSTALL_HINT
 
-    def run(partition: int, rows: Iterable[Row]) -> Iterator[tuple[Any, ...]]:
+    def run(*args: Any) -> Iterator[Any]:
         import pickle
         import sys
 
@@ -182,12 +271,24 @@ def partition_function(
                 f"session is built), or install it into that one: {hint}",
                 name=exc.name,
             ) from None
-        return sdk.run_task(pickle.loads(state), secret, partition, rows)  # noqa: S301
+        task: Callable[..., Iterator[Any]] = getattr(sdk, entry)
+        return task(pickle.loads(state), secret, *args)  # noqa: S301
 
     return run
 
 
 def workers_without_sdk(exc: Exception) -> ConfigurationError | None:
     """The error to raise for a job whose workers could not import the SDK, else ``None``."""
-    found = _NO_SDK_LINE.search(str(exc))
-    return None if found is None else ConfigurationError(found.group(1))
+    text = str(exc)
+    found = _NO_SDK_LINE.search(text)
+    if found is not None:
+        return ConfigurationError(found.group(1))
+    arrow = _NO_ARROW_LINE.search(text)
+    if arrow is not None:
+        return ConfigurationError(
+            f"Spark's Python workers cannot import {arrow.group(1)}, which PySpark needs to "
+            "hand them Arrow batches (mapInArrow): point the workers at a Python that has "
+            "the SDK (spark.pyspark.python, or PYSPARK_PYTHON before the session is built), "
+            f"or install it into that one: {INSTALL_HINT}; arrow=False sends Python rows instead"
+        )
+    return None

@@ -8,6 +8,7 @@ broadcasts the key, runs one Spark job of the partition function
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -18,9 +19,10 @@ import attrs
 from ..._retry import RetryPolicy
 from ..._wire import DEFAULT_MAX_CHUNK_BYTES, MAX_BATCH_ITEMS
 from ...client import API_KEY_ENV, _check_api_key, _check_base_url, _Secret
+from ...errors import ConfigurationError
 from ._columns import Plan, plan_delete, plan_upsert
-from ._executor import ClientSettings, Job, partition_function, workers_without_sdk
-from ._pyspark import F
+from ._executor import ClientSettings, Job, arrow_function, partition_function, workers_without_sdk
+from ._pyspark import INSTALL_HINT, F
 from ._results import (
     OUTPUT_SCHEMA,
     PARTITIONS_SCHEMA,
@@ -80,6 +82,33 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _use_arrow(df: DataFrame, arrow: bool | None) -> bool:
+    """Whether the tasks read Arrow batches (``mapInArrow``) or Spark's Python rows.
+
+    ``None`` takes Arrow when this PySpark and this Python can, else rows (with a
+    warning: the job is slower, not different); ``True`` insists on Arrow.
+    """
+    if arrow is not None and not isinstance(arrow, bool):
+        raise TypeError(f"arrow must be True, False or None, got {arrow!r}")
+    if arrow is False:
+        return False
+    lacking = [name for name in ("pyarrow", "pandas") if importlib.util.find_spec(name) is None]
+    if not hasattr(df, "mapInArrow"):
+        why = "this PySpark has no DataFrame.mapInArrow (it came in 3.3)"
+    elif lacking:
+        # PySpark's mapInArrow needs both on the driver and on the workers.
+        why = f"PySpark's mapInArrow needs {' and '.join(lacking)}, which this Python lacks"
+    else:
+        return True
+    if arrow:
+        raise ConfigurationError(f"arrow=True, but {why}: {INSTALL_HINT}, or pass arrow=False")
+    logger.warning(
+        "sending Spark's Python rows, which is slower than Arrow batches, because %s: %s",
+        why, INSTALL_HINT,
+    )  # fmt: skip
+    return False
+
+
 def _run_job(
     df: DataFrame,
     selects: list[Column],
@@ -89,11 +118,14 @@ def _run_job(
     budget: int,
     task_slots: int | None,
     raise_on_failure: bool,
+    arrow: bool | None,
 ) -> SparkBulkResult:
     spark: SparkSession = df.sparkSession
     sc = spark.sparkContext
-    rdd = df.select(*selects).rdd
-    partitions = rdd.getNumPartitions()
+    use_arrow = _use_arrow(df, arrow)
+    selected = df.select(*selects)
+    # (Planning only: .rdd computes nothing until a job runs.)
+    partitions = selected.rdd.getNumPartitions()
     slots = task_slots if task_slots is not None else sc.defaultParallelism
     _check_positive("task_slots", slots)
     running = max(1, min(slots, partitions))
@@ -109,18 +141,24 @@ def _run_job(
 
     secret = _resolve_secret(api_key)
     broadcast = sc.broadcast(secret) if secret is not None else None
-    output = rdd.mapPartitionsWithIndex(partition_function(job, broadcast))
+    output: DataFrame
+    if use_arrow:
+        output = selected.mapInArrow(arrow_function(job, broadcast), OUTPUT_SCHEMA)
+    else:
+        rows = selected.rdd.mapPartitionsWithIndex(partition_function(job, broadcast))
+        output = spark.createDataFrame(rows, OUTPUT_SCHEMA)
     # Names the job in Spark's UI and logs (no key in it).
     previous = sc.getLocalProperty(_JOB_DESCRIPTION)
     sc.setJobDescription(
         f"activatepro-async {job.operation}_dataframe: {partitions} partitions to "
-        f"{job.client.base_url}, {per_task} requests in flight per task"
+        f"{job.client.base_url}, {per_task} requests in flight per task, "
+        f"{'Arrow batches' if use_arrow else 'Python rows'}"
     )
     try:
         # One run, whose output Spark keeps cut from its lineage (a local
         # checkpoint): the totals and the rejects are both read from it, so
         # reading the rejects later sends nothing again and needs no key.
-        kept = spark.createDataFrame(output, OUTPUT_SCHEMA).localCheckpoint(eager=True)
+        kept = output.localCheckpoint(eager=True)
     except Exception as exc:
         # Spark's error holds the workers' traceback, a few pages of JVM and
         # Python frames; when it is the missing SDK, one line says what to do.
@@ -175,6 +213,7 @@ def upsert_dataframe(
     max_retries: int | None = None,
     retry: RetryPolicy | None = None,
     raise_on_failure: bool = True,
+    arrow: bool | None = None,
 ) -> SparkBulkResult:
     """Create or update one user per row of ``df``, from Spark's executors.
 
@@ -207,6 +246,12 @@ def upsert_dataframe(
         retry: as in :class:`AsyncClient`.
         raise_on_failure: raise :class:`SparkBulkError` (holding the result)
             when a row was rejected or failed.
+        arrow: how the executors read the partitions: ``None`` (the default)
+            as Arrow record batches (``DataFrame.mapInArrow``) when PySpark
+            and pyarrow allow it, else as Python rows; ``True`` insists on
+            Arrow (:class:`ConfigurationError` when it cannot); ``False``
+            reads Spark's Python rows, the slower path, kept as a fallback
+            and for comparison. The result is the same either way.
 
     Returns a :class:`SparkBulkResult`; a task that stops early (a 401, no key
     on an executor) raises :class:`SparkBulkError` whatever ``raise_on_failure``.
@@ -220,7 +265,7 @@ def upsert_dataframe(
     _check_positive("concurrency", concurrency)
     return _run_job(
         df, selects, job, api_key=api_key, budget=concurrency, task_slots=task_slots,
-        raise_on_failure=raise_on_failure,
+        raise_on_failure=raise_on_failure, arrow=arrow,
     )  # fmt: skip
 
 
@@ -240,10 +285,12 @@ def delete_dataframe(
     max_retries: int | None = None,
     retry: RetryPolicy | None = None,
     raise_on_failure: bool = True,
+    arrow: bool | None = None,
 ) -> SparkBulkResult:
     """Delete the user of each row of ``df``, named by ``id_column`` (as :func:`upsert_dataframe`).
 
-    Unknown ids succeed; a row with a null id is rejected locally.
+    Unknown ids succeed; a row with a null id is rejected locally. ``arrow``
+    is as in :func:`upsert_dataframe`.
 
     >>> result = delete_dataframe(spark.table("crm.deleted_profiles"), id_column="user_id")
     """
@@ -254,7 +301,7 @@ def delete_dataframe(
     _check_positive("concurrency", concurrency)
     return _run_job(
         df, selects, job, api_key=api_key, budget=concurrency, task_slots=task_slots,
-        raise_on_failure=raise_on_failure,
+        raise_on_failure=raise_on_failure, arrow=arrow,
     )  # fmt: skip
 
 

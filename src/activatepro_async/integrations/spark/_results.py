@@ -14,6 +14,8 @@ from ...errors import ActivateProError, APIStatusError
 from ._pyspark import T, TaskContext
 
 if TYPE_CHECKING:
+    # pyarrow ships no type hints (pyarrow-stubs does, unpinned here).
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
     from pyspark.sql import DataFrame, Row
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "failure_message",
     "partition_result",
     "records",
+    "records_batch",
 ]
 
 #: The schema of :attr:`SparkBulkResult.rejects`: one row per user not stored.
@@ -324,6 +327,17 @@ def records(
         reused,
         _attempt(),
     )
+
+
+def records_batch(found: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    """Records as one Arrow batch of :data:`OUTPUT_SCHEMA` (what ``mapInArrow`` returns)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(OUTPUT_SCHEMA)
+    columns = list(zip(*found, strict=True)) if found else [()] * len(schema)
+    arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _attempt() -> int:
