@@ -415,3 +415,26 @@ async def test_an_arrow_table_syncs_as_its_rows_would(emulator: Emulator, state:
     ]
     again = await sync(emulator, state, as_dicts)
     assert (again.unchanged, again.sent) == (12, 0)
+
+
+async def test_a_repeated_id_is_judged_against_its_previous_row(
+    emulator: Emulator, state: str
+) -> None:
+    # An export that lists a user twice: the first row pops the id from the
+    # state, so the repeat used to count as new and be sent on every run.
+    twice = users(5) + [users(5)[2]]
+    first = await sync(emulator, state, twice)
+    assert (first.new, first.unchanged, first.sent, first.confirmed) == (5, 1, 5, 5)
+    before = len(emulator.requests)
+    again = await sync(emulator, state, twice)
+    assert len(emulator.requests) == before  # an unchanged export sends nothing
+    assert (again.new, again.changed, again.unchanged, again.sent) == (0, 0, 6, 0)
+    # A, B, A: the last row must still reach the API, which applies it on top.
+    back = users(5) + users(5, {1})[1:2] + users(5)[1:2]
+    before = len(emulator.requests)
+    third = await sync(emulator, state, back)
+    assert batches(emulator, before) == [["u1", "u1"]]
+    assert (third.unchanged, third.changed, third.sent) == (5, 2, 2)
+    assert emulator.user("u1")["firstName"] == "A"  # type: ignore[index]
+    fourth = await sync(emulator, state, users(5))  # the state holds what the API has
+    assert (fourth.unchanged, fourth.sent) == (5, 0)

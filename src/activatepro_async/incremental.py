@@ -181,6 +181,9 @@ class Syncer(Generic[_P]):
         self._pending: dict[int, tuple[str | None, bytes | None]] = {}
         # Accepted, by tracking id: (users the API rejected in that batch, [(id, hash)]).
         self._accepted: dict[str, tuple[int, list[tuple[str, bytes]]]] = {}
+        # This run's last hash of each id read: a repeated id was already popped
+        # from ``unseen``, so it is judged against its previous row instead.
+        self._latest: dict[str, bytes | None] = {}
 
     # -- choosing ------------------------------------------------------------------
 
@@ -202,11 +205,22 @@ class Syncer(Generic[_P]):
         if type(uid) is not str or not uid:
             self.new += 1
             return item, None, None
-        old = self.unseen.pop(uid, None)
         try:
             digest: bytes | None = content_hash(wire)
         except (ValueError, TypeError, RecursionError):
             digest = None
+        if uid in self._latest:
+            # A repeat: identical to the id's previous row, it would change
+            # nothing the API has not been sent (or confirmed); else the API
+            # applies it on top, so it goes too.
+            previous, self._latest[uid] = self._latest[uid], digest
+            if digest is not None and previous == digest:
+                self.unchanged += 1
+                return None
+            self.changed += 1
+            return wire, uid, digest
+        self._latest[uid] = digest
+        old = self.unseen.pop(uid, None)
         if old is None:
             self.new += 1
         elif old == digest:
