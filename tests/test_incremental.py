@@ -438,3 +438,32 @@ async def test_a_repeated_id_is_judged_against_its_previous_row(
     assert emulator.user("u1")["firstName"] == "A"  # type: ignore[index]
     fourth = await sync(emulator, state, users(5))  # the state holds what the API has
     assert (fourth.unchanged, fourth.sent) == (5, 0)
+
+
+@pytest.mark.parametrize("kind", ["list", "async"])
+async def test_an_iterable_of_record_batches_syncs_as_its_rows_would(
+    emulator: Emulator, state: str, kind: str
+) -> None:
+    # upsert_many takes an (async) iterable of record batches; sync_users used
+    # to pass them on whole: the Syncer counted a batch as one unhashed user
+    # and the engine sent its rows columnar, so on_chunk broke (KeyError).
+    pa = pytest.importorskip("pyarrow")
+    table = pa.Table.from_pylist(users(9, {4}))
+
+    def batches_of() -> Any:
+        parts = table.to_batches(max_chunksize=4)
+        if kind == "list":
+            return parts
+
+        async def gen() -> AsyncIterator[Any]:
+            for part in parts:
+                yield part
+
+        return gen()
+
+    await sync(emulator, state, users(9))
+    before = len(emulator.requests)
+    result = await sync(emulator, state, batches_of())
+    assert batches(emulator, before) == [["u4"]]
+    assert (result.new, result.changed, result.unchanged, result.confirmed) == (0, 1, 8, 1)
+    assert result.ok

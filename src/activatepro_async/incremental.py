@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import attrs
 
-from ._columnar import ArrowStream, as_rows, is_columnar
+from ._columnar import ArrowStream, as_rows, is_arrow_item, is_columnar
 from ._syncstate import SyncState, SyncStateError, content_hash
 from ._wire import PLAIN_TYPES
 from .bulk import BulkResult, ChunkOutcome, RejectedUser, TrackingWaiter, wait_for_all
@@ -410,14 +410,22 @@ class Syncer(Generic[_P]):
 async def _numbered(
     users: Iterable[Any] | AsyncIterable[Any],
 ) -> AsyncIterator[tuple[Any, int]]:
+    """Each user with its input position; record batches (as upsert_many takes them) as their rows.
+
+    Each user is hashed, so a batch must not reach the Syncer (nor the bulk
+    engine, which would take the columnar path for rows the Syncer never saw).
+    """
+    position = 0
     if isinstance(users, AsyncIterable):
-        position = 0
         async for user in users:
-            yield user, position
-            position += 1
+            for row in as_rows(user) if is_arrow_item(user) else (user,):
+                yield row, position
+                position += 1
     else:
-        for position, user in enumerate(users):
-            yield user, position
+        for user in users:
+            for row in as_rows(user) if is_arrow_item(user) else (user,):
+                yield row, position
+                position += 1
 
 
 def _check_users(users: object) -> None:
