@@ -467,3 +467,28 @@ async def test_an_iterable_of_record_batches_syncs_as_its_rows_would(
     assert batches(emulator, before) == [["u4"]]
     assert (result.new, result.changed, result.unchanged, result.confirmed) == (0, 1, 8, 1)
     assert result.ok
+
+
+async def test_an_id_of_a_str_subclass_is_confirmed_by_its_text(
+    emulator: Emulator, state: str
+) -> None:
+    # upsert_many sends a StrEnum (or numpy.str_) id as its text; the Syncer
+    # took only exact str ids, so such a user was new and unconfirmed forever.
+    import enum
+
+    class Tier(str, enum.Enum):
+        GOLD = "u1"
+
+    class Text(str):
+        pass
+
+    def items() -> list[dict[str, Any]]:
+        first, second = users(2)
+        return [first | {"id": Text("u0")}, second | {"id": Tier.GOLD}]
+
+    first = await sync(emulator, state, items())
+    assert (first.new, first.confirmed, first.unconfirmed) == (2, 2, 0)
+    assert set(state_rows(state)) == {"u0", "u1"}
+    again = await sync(emulator, state, items())
+    assert (again.unchanged, again.sent) == (2, 0)
+    assert again.ok

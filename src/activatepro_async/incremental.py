@@ -202,6 +202,10 @@ class Syncer(Generic[_P]):
                 self.new += 1
                 return item, None, None
         uid = wire.get("id")
+        if isinstance(uid, str) and type(uid) is not str:
+            # A str subclass (a StrEnum, numpy.str_) goes as its text, as the
+            # engine sends it: the state keeps that text.
+            uid = str.__str__(uid)
         if type(uid) is not str or not uid:
             self.new += 1
             return item, None, None
