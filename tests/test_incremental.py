@@ -422,7 +422,7 @@ async def test_a_repeated_id_is_judged_against_its_previous_row(
 ) -> None:
     # An export that lists a user twice: the first row pops the id from the
     # state, so the repeat used to count as new and be sent on every run.
-    twice = users(5) + [users(5)[2]]
+    twice = [*users(5), users(5)[2]]
     first = await sync(emulator, state, twice)
     assert (first.new, first.unchanged, first.sent, first.confirmed) == (5, 1, 5, 5)
     before = len(emulator.requests)
