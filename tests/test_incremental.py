@@ -415,3 +415,80 @@ async def test_an_arrow_table_syncs_as_its_rows_would(emulator: Emulator, state:
     ]
     again = await sync(emulator, state, as_dicts)
     assert (again.unchanged, again.sent) == (12, 0)
+
+
+async def test_a_repeated_id_is_judged_against_its_previous_row(
+    emulator: Emulator, state: str
+) -> None:
+    # An export that lists a user twice: the first row pops the id from the
+    # state, so the repeat used to count as new and be sent on every run.
+    twice = [*users(5), users(5)[2]]
+    first = await sync(emulator, state, twice)
+    assert (first.new, first.unchanged, first.sent, first.confirmed) == (5, 1, 5, 5)
+    before = len(emulator.requests)
+    again = await sync(emulator, state, twice)
+    assert len(emulator.requests) == before  # an unchanged export sends nothing
+    assert (again.new, again.changed, again.unchanged, again.sent) == (0, 0, 6, 0)
+    # A, B, A: the last row must still reach the API, which applies it on top.
+    back = users(5) + users(5, {1})[1:2] + users(5)[1:2]
+    before = len(emulator.requests)
+    third = await sync(emulator, state, back)
+    assert batches(emulator, before) == [["u1", "u1"]]
+    assert (third.unchanged, third.changed, third.sent) == (5, 2, 2)
+    assert emulator.user("u1")["firstName"] == "A"  # type: ignore[index]
+    fourth = await sync(emulator, state, users(5))  # the state holds what the API has
+    assert (fourth.unchanged, fourth.sent) == (5, 0)
+
+
+@pytest.mark.parametrize("kind", ["list", "async"])
+async def test_an_iterable_of_record_batches_syncs_as_its_rows_would(
+    emulator: Emulator, state: str, kind: str
+) -> None:
+    # upsert_many takes an (async) iterable of record batches; sync_users used
+    # to pass them on whole: the Syncer counted a batch as one unhashed user
+    # and the engine sent its rows columnar, so on_chunk broke (KeyError).
+    pa = pytest.importorskip("pyarrow")
+    table = pa.Table.from_pylist(users(9, {4}))
+
+    def batches_of() -> Any:
+        parts = table.to_batches(max_chunksize=4)
+        if kind == "list":
+            return parts
+
+        async def gen() -> AsyncIterator[Any]:
+            for part in parts:
+                yield part
+
+        return gen()
+
+    await sync(emulator, state, users(9))
+    before = len(emulator.requests)
+    result = await sync(emulator, state, batches_of())
+    assert batches(emulator, before) == [["u4"]]
+    assert (result.new, result.changed, result.unchanged, result.confirmed) == (0, 1, 8, 1)
+    assert result.ok
+
+
+async def test_an_id_of_a_str_subclass_is_confirmed_by_its_text(
+    emulator: Emulator, state: str
+) -> None:
+    # upsert_many sends a StrEnum (or numpy.str_) id as its text; the Syncer
+    # took only exact str ids, so such a user was new and unconfirmed forever.
+    import enum
+
+    class Tier(str, enum.Enum):
+        GOLD = "u1"
+
+    class Text(str):
+        pass
+
+    def items() -> list[dict[str, Any]]:
+        first, second = users(2)
+        return [first | {"id": Text("u0")}, second | {"id": Tier.GOLD}]
+
+    first = await sync(emulator, state, items())
+    assert (first.new, first.confirmed, first.unconfirmed) == (2, 2, 0)
+    assert set(state_rows(state)) == {"u0", "u1"}
+    again = await sync(emulator, state, items())
+    assert (again.unchanged, again.sent) == (2, 0)
+    assert again.ok

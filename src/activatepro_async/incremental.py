@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import attrs
 
-from ._columnar import ArrowStream, as_rows, is_columnar
+from ._columnar import ArrowStream, as_rows, is_arrow_item, is_columnar
 from ._syncstate import SyncState, SyncStateError, content_hash
 from ._wire import PLAIN_TYPES
 from .bulk import BulkResult, ChunkOutcome, RejectedUser, TrackingWaiter, wait_for_all
@@ -181,6 +181,9 @@ class Syncer(Generic[_P]):
         self._pending: dict[int, tuple[str | None, bytes | None]] = {}
         # Accepted, by tracking id: (users the API rejected in that batch, [(id, hash)]).
         self._accepted: dict[str, tuple[int, list[tuple[str, bytes]]]] = {}
+        # This run's last hash of each id read: a repeated id was already popped
+        # from ``unseen``, so it is judged against its previous row instead.
+        self._latest: dict[str, bytes | None] = {}
 
     # -- choosing ------------------------------------------------------------------
 
@@ -199,14 +202,29 @@ class Syncer(Generic[_P]):
                 self.new += 1
                 return item, None, None
         uid = wire.get("id")
+        if isinstance(uid, str) and type(uid) is not str:
+            # A str subclass (a StrEnum, numpy.str_) goes as its text, as the
+            # engine sends it: the state keeps that text.
+            uid = str.__str__(uid)
         if type(uid) is not str or not uid:
             self.new += 1
             return item, None, None
-        old = self.unseen.pop(uid, None)
         try:
             digest: bytes | None = content_hash(wire)
         except (ValueError, TypeError, RecursionError):
             digest = None
+        if uid in self._latest:
+            # A repeat: identical to the id's previous row, it would change
+            # nothing the API has not been sent (or confirmed); else the API
+            # applies it on top, so it goes too.
+            previous, self._latest[uid] = self._latest[uid], digest
+            if digest is not None and previous == digest:
+                self.unchanged += 1
+                return None
+            self.changed += 1
+            return wire, uid, digest
+        self._latest[uid] = digest
+        old = self.unseen.pop(uid, None)
         if old is None:
             self.new += 1
         elif old == digest:
@@ -396,14 +414,22 @@ class Syncer(Generic[_P]):
 async def _numbered(
     users: Iterable[Any] | AsyncIterable[Any],
 ) -> AsyncIterator[tuple[Any, int]]:
+    """Each user with its input position; record batches (as upsert_many takes them) as their rows.
+
+    Each user is hashed, so a batch must not reach the Syncer (nor the bulk
+    engine, which would take the columnar path for rows the Syncer never saw).
+    """
+    position = 0
     if isinstance(users, AsyncIterable):
-        position = 0
         async for user in users:
-            yield user, position
-            position += 1
+            for row in as_rows(user) if is_arrow_item(user) else (user,):
+                yield row, position
+                position += 1
     else:
-        for position, user in enumerate(users):
-            yield user, position
+        for user in users:
+            for row in as_rows(user) if is_arrow_item(user) else (user,):
+                yield row, position
+                position += 1
 
 
 def _check_users(users: object) -> None:

@@ -250,3 +250,18 @@ def test_a_columnar_run_stops_sending_when_the_api_is_down(
     assert result.exit_code == 1
     assert "stopped sending" in data["stopped_by"]
     assert data["rows"] == data["failed"] < 30  # stopped at a batch's end, every row read failed
+
+
+@pytest.mark.parametrize("operation", ["import", "delete"])
+def test_repeated_ids_are_counted_on_the_columnar_path_too(
+    invoke: Invoke, tmp_path: Path, operation: str
+) -> None:
+    # The columnar path used to report no repeated id at all ("rows": 0).
+    text = CSV + "u1,ada@example.com,UK,Ada,1815-12-10\nu3,x@example.com,DE,Bad,1990-01-01\n"
+    path = csv_as_parquet(text, tmp_path / "u.parquet", row_group_size=3)
+    found = []
+    for reader in ("auto", "stdlib"):
+        result = invoke(operation, path, "--json", "--reader", reader, "--type", "birthday=date")
+        found.append(summary(result)["duplicate_ids"])
+    # The last two rows repeat u1 and u3 (row numbers as the rejects file gives them).
+    assert found == [{"rows": 2, "lines": [7, 8]}] * 2

@@ -87,6 +87,17 @@ def test_the_text_summary_shows_the_sync_counts(invoke: Invoke, tmp_path: Path) 
         assert any(line.split()[:2] == [label, str(count)] for line in result.output.splitlines())
 
 
+def test_the_text_summary_of_a_sync_names_no_wait_option(invoke: Invoke, tmp_path: Path) -> None:
+    # import's "processed: not followed: --wait shows..." line was shown by
+    # sync too, which has no --wait and follows every tracking id itself.
+    csv = export(tmp_path / "crm.csv", 12)
+    result = invoke("sync", csv, "--state", str(tmp_path / "crm.sync"), *MAP)
+    assert result.exit_code == 0, result.output
+    assert any(line.split()[:2] == ["confirmed", "12"] for line in result.output.splitlines())
+    assert "--wait" not in result.output
+    assert "not followed" not in result.output
+
+
 def test_a_batch_processed_with_errors_is_sent_again(
     invoke: Invoke, emulator: Emulator, tmp_path: Path
 ) -> None:

@@ -267,7 +267,9 @@ def same_path(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-@click.command(name="import", short_help="Create or update users from a CSV or JSON Lines file.")
+@click.command(
+    name="import", short_help="Create or update users from a CSV, JSON Lines or Parquet file."
+)
 @click.argument("file")
 @_file_options
 def import_(file: str, **options: Any) -> None:

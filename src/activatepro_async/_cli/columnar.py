@@ -180,6 +180,10 @@ async def arrow_batches(
                 keep[index] = False
         kept = None if all(keep) else [index for index in range(rows) if keep[index]]
         out = renamed if kept is None else renamed.filter(pa.array(keep, pa.bool_()))
+        if "id" in out.schema.names:  # repeats are counted as the row path counts them
+            indices = range(rows) if kept is None else kept
+            for index, user_id in zip(indices, out.column("id").to_pylist(), strict=True):
+                run.count_repeat(user_id, first_line + index)
         sent.add(summary.sent, batch, kept, first_line)
         summary.sent += out.num_rows
         run.progress.update(summary, run.source)

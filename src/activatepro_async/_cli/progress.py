@@ -318,7 +318,8 @@ def _processing_rows(table: Table, summary: Summary, done: str) -> None:
     """What became of the accepted users once processed (``--wait``), or that it is not known."""
     tracking = summary.tracking
     if tracking is None:
-        if summary.accepted:
+        # A sync follows its tracking ids itself: its "confirmed" row says how it went.
+        if summary.accepted and summary.sync is None:
             table.add_row("processed", "", f"not followed: --wait shows how many were {done}")
         return
     table.add_row(done, Text(_count(tracking["success"]), style="green"), f"processed and {done}")

@@ -88,9 +88,9 @@ def sync(
 ) -> None:
     """Create or update the users of FILE that changed since the last sync.
 
-    FILE is read as by import (CSV, JSON Lines, or - for stdin). A row is sent
-    only when its user is new or differs from what the API last confirmed;
-    an unchanged export sends no request at all. STATE remembers, per user,
+    FILE is read as by import (CSV, JSON Lines, Parquet, or - for stdin). A
+    row is sent only when its user is new or differs from what the API last
+    confirmed; an unchanged export sends no request at all. STATE remembers, per user,
     what the API processed, and belongs to one base URL and one set of --map
     and --type options.
 
