@@ -7,7 +7,10 @@ Fixtures live in ``conftest.py``; these are plain functions and classes.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -233,3 +236,25 @@ class ServedEmulator:
             self._reader.join(timeout=15)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+# -- incremental sync: what was posted, what the state holds ---------------------
+
+
+def posted_batches(emulator: Any, since: int = 0) -> list[list[str]]:
+    """The user ids of each batch POSTed to ``emulator`` since request number ``since``."""
+    found = []
+    for request in emulator.requests[since:]:
+        if request.method == "POST":
+            body = json.loads(request.body)
+            found.append([u["id"] for u in body["updated"]] + [d["id"] for d in body["deleted"]])
+    return found
+
+
+def sync_state_rows(path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """A sync state file's users table: id to hash."""
+    db = sqlite3.connect(path)
+    try:
+        return dict(db.execute("SELECT id, hash FROM users"))
+    finally:
+        db.close()

@@ -29,6 +29,8 @@ from activatepro_async import (
 from activatepro_async._syncstate import SyncState
 from activatepro_async.emulator import Emulator, Faults
 
+from .helpers import posted_batches, sync_state_rows
+
 pytestmark = pytest.mark.anyio
 
 KEY = "test-key"
@@ -58,26 +60,6 @@ def client_of(emulator: Emulator, base_url: str = "http://emulator") -> AsyncCli
     return AsyncClient(KEY, base_url=base_url, transport=emulator.transport(), max_retries=0)
 
 
-def batches(emulator: Emulator, since: int = 0) -> list[list[str]]:
-    """The user ids of each batch POSTed since request number ``since``."""
-    import json
-
-    found = []
-    for request in emulator.requests[since:]:
-        if request.method == "POST":
-            body = json.loads(request.body)
-            found.append([u["id"] for u in body["updated"]] + [d["id"] for d in body["deleted"]])
-    return found
-
-
-def state_rows(path: str) -> dict[str, bytes]:
-    db = sqlite3.connect(path)
-    try:
-        return dict(db.execute("SELECT id, hash FROM users"))
-    finally:
-        db.close()
-
-
 async def sync(emulator: Emulator, state: str, items: Any, **kwargs: Any) -> SyncResult:
     kwargs.setdefault("chunk_size", 10)
     async with client_of(emulator, kwargs.pop("base_url", "http://emulator")) as client:
@@ -91,12 +73,12 @@ async def test_first_run_sends_all_and_an_unchanged_rerun_sends_no_request(
     assert (first.new, first.changed, first.unchanged, first.sent, first.confirmed) == (
         25, 0, 0, 25, 25,
     )  # fmt: skip
-    assert sorted(functools.reduce(operator.iadd, batches(emulator), [])) == sorted(
+    assert sorted(functools.reduce(operator.iadd, posted_batches(emulator), [])) == sorted(
         f"u{i}" for i in range(25)
     )
     assert first.ok
     assert first.state_users == 25
-    assert set(state_rows(state)) == {f"u{i}" for i in range(25)}
+    assert set(sync_state_rows(state)) == {f"u{i}" for i in range(25)}
 
     before = len(emulator.requests)
     again = await sync(emulator, state, users(25))
@@ -115,7 +97,7 @@ async def test_a_changed_row_is_resent_alone_and_key_order_does_not_matter(
     reordered[3] = User("u3", "u3@example.com", attributes={"firstName": "A"})
     before = len(emulator.requests)
     result = await sync(emulator, state, reordered)
-    assert batches(emulator, before) == [["u7"]]
+    assert posted_batches(emulator, before) == [["u7"]]
     assert (result.changed, result.unchanged, result.confirmed) == (1, 24, 1)
     assert emulator.user("u7")["firstName"] == "B"  # type: ignore[index]
 
@@ -131,14 +113,16 @@ async def test_a_batch_processed_with_errors_confirms_none_of_its_users(
     result = await sync(emulator, state, items, raise_on_failure=False)
     assert (result.sent, result.confirmed, result.unconfirmed) == (30, 20, 10)
     assert not result.ok
-    assert set(state_rows(state)) == {f"u{i}" for i in range(30)} - {f"u{i}" for i in range(10, 20)}
+    assert set(sync_state_rows(state)) == {f"u{i}" for i in range(30)} - {
+        f"u{i}" for i in range(10, 20)
+    }
     with pytest.raises(BulkError, match="10 not confirmed"):
         result.raise_for_failures()
 
     # The next run sends that batch again, all of it, and nothing else.
     before = len(emulator.requests)
     again = await sync(emulator, state, items, raise_on_failure=False)
-    assert batches(emulator, before) == [[f"u{i}" for i in range(10, 20)]]
+    assert posted_batches(emulator, before) == [[f"u{i}" for i in range(10, 20)]]
     assert (again.changed, again.new, again.unchanged) == (0, 10, 20)
 
 
@@ -151,7 +135,7 @@ async def test_rejected_users_are_not_confirmed_and_keep_their_input_position(
     result = await sync(emulator, state, items, raise_on_failure=False, on_chunk=outcomes.append)
     assert [(r.position, r.user_id) for r in result.rejected] == [(4, "u4")]
     assert result.confirmed == 19
-    assert "u4" not in state_rows(state)
+    assert "u4" not in sync_state_rows(state)
     assert sorted(p for o in outcomes for p in o.positions) == list(range(20))
 
     # Only the rejected one is sent again; with an unchanged export after it, its
@@ -159,7 +143,7 @@ async def test_rejected_users_are_not_confirmed_and_keep_their_input_position(
     before = len(emulator.requests)
     outcomes.clear()
     again = await sync(emulator, state, items, raise_on_failure=False, on_chunk=outcomes.append)
-    assert batches(emulator, before) == [["u4"]]
+    assert posted_batches(emulator, before) == [["u4"]]
     assert [o.positions for o in outcomes] == [(4,)]
     assert [r.position for r in again.rejected] == [4]
     with pytest.raises(BulkError):
@@ -174,7 +158,7 @@ async def test_a_failed_chunk_is_not_confirmed_and_is_resent(
     assert (result.failed, result.confirmed) == (10, 10)
     before = len(emulator.requests)
     again = await sync(emulator, state, users(20), concurrency=1)
-    assert batches(emulator, before) == [[f"u{i}" for i in range(10)]]
+    assert posted_batches(emulator, before) == [[f"u{i}" for i in range(10)]]
     assert again.ok
     assert again.state_users == 20
 
@@ -187,10 +171,12 @@ async def test_delete_missing_deletes_exactly_the_missing_ids(
     kept = [u for u in users(30) if u["id"] not in ("u5", "u17")]
     before = len(emulator.requests)
     result = await sync(emulator, state, kept, delete_missing=True)
-    assert batches(emulator, before) == [["u17", "u5"]]  # one delete batch (in id order), no upsert
+    assert posted_batches(emulator, before) == [
+        ["u17", "u5"]
+    ]  # one delete batch (in id order), no upsert
     assert (result.missing, result.deleted, result.unchanged) == (2, 2, 28)
     assert set(emulator.users) == {u["id"] for u in kept} | {"not-ours"}
-    assert set(state_rows(state)) == {u["id"] for u in kept}
+    assert set(sync_state_rows(state)) == {u["id"] for u in kept}
     again = await sync(emulator, state, kept, delete_missing=True)
     assert (again.missing, again.deleted, again.sent) == (0, 0, 0)
 
@@ -200,13 +186,13 @@ async def test_the_guard_refuses_a_mass_delete_before_sending_anything(
     emulator: Emulator, state: str, export: list[dict[str, Any]]
 ) -> None:
     await sync(emulator, state, users(30))
-    rows = state_rows(state)
+    rows = sync_state_rows(state)
     changed = [dict(u, firstName="C") for u in export]  # would be sent, if allowed
     before = len(emulator.requests)
     with pytest.raises(DeleteGuardError, match=r"delete \d+ of the 30 users .*--max-delete"):
         await sync(emulator, state, changed, delete_missing=True)
     assert len(emulator.requests) == before
-    assert state_rows(state) == rows
+    assert sync_state_rows(state) == rows
 
     # Allowed explicitly (a count): the run goes through.
     result = await sync(emulator, state, changed, delete_missing=True, max_delete=30)
@@ -218,14 +204,14 @@ async def test_a_state_of_another_base_url_or_options_is_refused(
     emulator: Emulator, state: str
 ) -> None:
     await sync(emulator, state, users(5), options={"mapping": 1})
-    rows = state_rows(state)
+    rows = sync_state_rows(state)
     before = len(emulator.requests)
     with pytest.raises(SyncStateError, match="belongs to base URL http://emulator"):
         await sync(emulator, state, users(5), options={"mapping": 1}, base_url="http://other")
     with pytest.raises(SyncStateError, match=r'this run is for .*"mapping": 2'):
         await sync(emulator, state, users(5), options={"mapping": 2})
     assert len(emulator.requests) == before
-    assert state_rows(state) == rows
+    assert sync_state_rows(state) == rows
 
 
 async def test_a_file_that_is_not_ours_is_refused_and_left_untouched(
@@ -360,7 +346,7 @@ async def test_items_the_engine_rejects_are_rejected_as_upsert_many_would(
     assert sorted(r.position for r in result.rejected) == [3, 4, 5]
     assert all(r.local for r in result.rejected)
     assert result.confirmed == 3
-    assert set(state_rows(state)) == {"u0", "u1", "u2"}
+    assert set(sync_state_rows(state)) == {"u0", "u1", "u2"}
 
 
 def test_the_sync_facade_syncs_too(emulator: Emulator, tmp_path: Path, backend: str) -> None:
@@ -433,7 +419,7 @@ async def test_a_repeated_id_is_judged_against_its_previous_row(
     back = users(5) + users(5, {1})[1:2] + users(5)[1:2]
     before = len(emulator.requests)
     third = await sync(emulator, state, back)
-    assert batches(emulator, before) == [["u1", "u1"]]
+    assert posted_batches(emulator, before) == [["u1", "u1"]]
     assert (third.unchanged, third.changed, third.sent) == (5, 2, 2)
     assert emulator.user("u1")["firstName"] == "A"  # type: ignore[index]
     fourth = await sync(emulator, state, users(5))  # the state holds what the API has
@@ -464,7 +450,7 @@ async def test_an_iterable_of_record_batches_syncs_as_its_rows_would(
     await sync(emulator, state, users(9))
     before = len(emulator.requests)
     result = await sync(emulator, state, batches_of())
-    assert batches(emulator, before) == [["u4"]]
+    assert posted_batches(emulator, before) == [["u4"]]
     assert (result.new, result.changed, result.unchanged, result.confirmed) == (0, 1, 8, 1)
     assert result.ok
 
@@ -488,7 +474,7 @@ async def test_an_id_of_a_str_subclass_is_confirmed_by_its_text(
 
     first = await sync(emulator, state, items())
     assert (first.new, first.confirmed, first.unconfirmed) == (2, 2, 0)
-    assert set(state_rows(state)) == {"u0", "u1"}
+    assert set(sync_state_rows(state)) == {"u0", "u1"}
     again = await sync(emulator, state, items())
     assert (again.unchanged, again.sent) == (2, 0)
     assert again.ok

@@ -12,6 +12,7 @@ import pytest
 from activatepro_async._syncstate import SyncState
 from activatepro_async.emulator import Emulator
 
+from ..helpers import posted_batches, sync_state_rows
 from .conftest import Invoke, assert_usage_error, read_jsonl, summary, write
 
 
@@ -24,23 +25,6 @@ def export(path: Path, n: int, changed: set[int] = frozenset(), bad: set[int] = 
 
 
 MAP = ("--map", "customer=id", "--map", "mail=email", "--chunk-size", "10")
-
-
-def posted(emulator: Emulator, since: int) -> list[list[str]]:
-    found = []
-    for request in emulator.requests[since:]:
-        if request.method == "POST":
-            body = json.loads(request.body)
-            found.append([u["id"] for u in body["updated"]] + [d["id"] for d in body["deleted"]])
-    return found
-
-
-def rows(path: Path) -> dict[str, bytes]:
-    db = sqlite3.connect(path)
-    try:
-        return dict(db.execute("SELECT id, hash FROM users"))
-    finally:
-        db.close()
 
 
 def run_sync(invoke: Invoke, csv: str, state: Path, *args: str, **kwargs: Any) -> Any:
@@ -61,7 +45,7 @@ def test_first_run_sends_all_then_unchanged_sends_nothing_then_a_change_alone(
         "new": 35, "changed": 0, "unchanged": 0, "sent": 35, "confirmed": 35,
         "unconfirmed": 0, "missing": 0, "deleted": 0, "not_deleted": 0,
     }  # fmt: skip
-    assert len(rows(state)) == 35
+    assert len(sync_state_rows(state)) == 35
 
     before = len(emulator.requests)
     again = run_sync(invoke, csv, state, backend=backend)
@@ -72,7 +56,7 @@ def test_first_run_sends_all_then_unchanged_sends_nothing_then_a_change_alone(
 
     export(tmp_path / "crm.csv", 35, changed={20})
     changed = run_sync(invoke, csv, state, backend=backend)
-    assert posted(emulator, before) == [["c20"]]
+    assert posted_batches(emulator, before) == [["c20"]]
     assert (summary(changed)["sync"]["changed"], summary(changed)["sync"]["confirmed"]) == (1, 1)
 
 
@@ -110,7 +94,7 @@ def test_a_batch_processed_with_errors_is_sent_again(
     assert summary(first)["ok"] is False
     before = len(emulator.requests)
     run_sync(invoke, csv, state)
-    assert posted(emulator, before) == [[f"c{i}" for i in range(10, 20)]]
+    assert posted_batches(emulator, before) == [[f"c{i}" for i in range(10, 20)]]
 
 
 def test_rejected_rows_go_to_the_rejects_file_and_are_not_confirmed(
@@ -122,11 +106,11 @@ def test_rejected_rows_go_to_the_rejects_file_and_are_not_confirmed(
     result = run_sync(invoke, csv, state, "--rejects", str(rejects))
     assert result.exit_code == 1
     assert [(r["line"], r["id"], r["stage"]) for r in read_jsonl(rejects)] == [(8, "c6", "api")]
-    assert "c6" not in rows(state)
-    assert len(rows(state)) == 19
+    assert "c6" not in sync_state_rows(state)
+    assert len(sync_state_rows(state)) == 19
     before = len(emulator.requests)
     again = run_sync(invoke, csv, state, "--rejects", str(rejects))
-    assert posted(emulator, before) == [["c6"]]
+    assert posted_batches(emulator, before) == [["c6"]]
     assert [r["line"] for r in read_jsonl(rejects)] == [8]
     assert summary(again)["rejected"] == 1
 
@@ -143,12 +127,12 @@ def test_delete_missing_deletes_exactly_the_missing_ids(
     before = len(emulator.requests)
     result = run_sync(invoke, csv, state, "--delete-missing")
     assert result.exit_code == 0, result.output
-    assert posted(emulator, before) == [["c3", "c33"]]
+    assert posted_batches(emulator, before) == [["c3", "c33"]]
     assert (summary(result)["sync"]["missing"], summary(result)["sync"]["deleted"]) == (2, 2)
     assert "c3" not in emulator.users
     assert "c33" not in emulator.users
     assert "someone-else" in emulator.users
-    assert set(rows(state)) == {f"c{i}" for i in range(40)} - {"c3", "c33"}
+    assert set(sync_state_rows(state)) == {f"c{i}" for i in range(40)} - {"c3", "c33"}
 
 
 @pytest.mark.parametrize("keep", [0, 5])
@@ -157,13 +141,13 @@ def test_the_guard_refuses_a_mass_delete_in_one_line(
 ) -> None:
     state = tmp_path / "crm.sync"
     run_sync(invoke, export(tmp_path / "crm.csv", 30), state)
-    before_rows = rows(state)
+    before_rows = sync_state_rows(state)
     csv = export(tmp_path / "crm.csv", keep, changed=set(range(keep)))
     before = len(emulator.requests)
     result = invoke("sync", csv, "--state", str(state), *MAP, "--delete-missing")
     assert_usage_error(result, f"would delete {30 - keep} of the 30 users", "--max-delete")
     assert len(emulator.requests) == before
-    assert rows(state) == before_rows
+    assert sync_state_rows(state) == before_rows
     allowed = run_sync(invoke, csv, state, "--delete-missing", "--max-delete", "100%")
     assert allowed.exit_code == 0, allowed.output
     assert summary(allowed)["sync"]["deleted"] == 30 - keep
