@@ -233,3 +233,30 @@ def test_bytes_that_are_not_utf8_name_their_line(invoke: Invoke, tmp_path: Path)
     result = invoke("import", str(path))
     assert result.exit_code == 2
     assert "line 3 is not valid utf-8" in result.output
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "u70,a@example.com," + "x" * (readers._FIELD_LIMIT + 10) + ",L",  # over the cell limit
+        "u70,a@example.com,nul\x00here,L",
+        "u70,a@example.com,lone\rcr,L",
+        "u70,a@example.com,   ,   ",
+        "   ",
+        "u70,a@example.com",  # too few fields
+        'u70,a@example.com,ab"c,"d""e"f',  # quotes inside and after a quoted cell
+    ],
+)
+def test_hostile_records_read_as_the_csv_module_reads_them(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostile: str
+) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", 200)
+    rows = [f"u{i},u{i}@example.com,Ada,L" for i in range(120)]
+    rows[70] = hostile
+    path = tmp_path / "users.csv"
+    path.write_text("id,email,firstName,lastName\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    seen = arrow_blocks(monkeypatch)
+    auto, stdlib = run_both(invoke, path, "--chunk-size", "50")
+    assert auto == stdlib
+    assert seen  # the other blocks went through pyarrow
+    assert auto[1]["rows"] + (1 if hostile.strip() == "" else 0) == 120
