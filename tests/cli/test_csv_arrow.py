@@ -260,3 +260,28 @@ def test_hostile_records_read_as_the_csv_module_reads_them(
     assert auto == stdlib
     assert seen  # the other blocks went through pyarrow
     assert auto[1]["rows"] + (1 if hostile.strip() == "" else 0) == 120
+
+
+def test_sent_rows_settle_by_span_and_one_by_one() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from activatepro_async._cli.columnar import SentRows
+    from activatepro_async._cli.readers import Part
+
+    def raw(part: Part, row: int) -> Any:
+        return part.batch.column(0)[row].as_py()
+
+    sent = SentRows(raw)
+    first = Part(pa.record_batch({"id": [f"a{i}" for i in range(5)]}), 10, [])
+    second = Part(pa.record_batch({"id": ["b0", "b1", "b2"]}), [40, 42, 47], [])
+    sent.add(0, first, [0, 2, 3, 4])  # row 1 settled locally: positions 0-3
+    sent.add(4, second, None)  # positions 4-6
+    across = sent.take((2, 3, 4), {3})  # consecutive, across both parts
+    assert (across.count, across.first, across.last) == (3, 13, 40)
+    assert across.rejected[3].line == 14
+    assert across.rejected[3].raw == "a4"
+    scattered = sent.take((0, 6, 5, 1), {6})  # in any order, the last part, then the first
+    assert (scattered.count, scattered.first, scattered.last) == (4, 10, 12)
+    assert scattered.rejected[6].line == 47
+    assert sent.segments == []  # every row settled: the batches let go
+    left = sent.take((), set())
+    assert left.count == 0
