@@ -128,12 +128,17 @@ def test_failed_chunks_are_reported_and_sent_again_by_a_rerun(
     assert "Traceback" not in human.output
 
 
+@pytest.mark.parametrize("reader", ["stdlib", "auto"])
 def test_a_run_stops_sending_once_chunks_fail_in_a_row(
-    invoke: Invoke, emulator: Emulator, tmp_path: Path
+    invoke: Invoke, emulator: Emulator, tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The columnar path stops between the blocks it read and the engine's
+    # windows of rows: about 5 and 10 rows here (1 MiB and 8,000 rows by default).
+    monkeypatch.setattr("activatepro_async._cli.readers._BLOCK", 256)
+    monkeypatch.setattr("activatepro_async._columnar.WINDOW_ROWS", 10)
     path, _, _ = make_csv(tmp_path / "u.csv", rows=200)
     result = invoke(
-        "import", path, "--chunk-size", "10", "--concurrency", "1", "--json",
+        "import", path, "--chunk-size", "10", "--concurrency", "1", "--json", "--reader", reader,
         transport=FailBatches(emulator.transport(), set(range(1, 100))),
         retry=RetryPolicy(max_retries=0),
     )  # fmt: skip

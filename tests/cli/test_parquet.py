@@ -166,9 +166,9 @@ def test_the_columnar_and_the_row_reader_end_alike(
     batches: list[int] = []
     real = columnar.SentRows.add
 
-    def add(self: Any, start: int, batch: Any, *args: Any) -> None:
-        batches.append(batch.num_rows)
-        real(self, start, batch, *args)
+    def add(self: Any, start: int, part: Any, *args: Any) -> None:
+        batches.append(part.batch.num_rows)
+        real(self, start, part, *args)
 
     monkeypatch.setattr(columnar.SentRows, "add", add)
     monkeypatch.setattr("activatepro_async._cli.readers._READ_ROWS", 4)

@@ -77,8 +77,9 @@ _reader_option = click.option(
     type=click.Choice(["auto", "stdlib"]),
     default="auto",
     show_default=True,
-    help="auto: a Parquet file's record batches go to the bulk engine as they are "
-    "(the arrow extra); stdlib: a dict per row, as for CSV (the same result, slower).",
+    help="auto: with the arrow extra, Parquet record batches and CSV blocks (every "
+    "column a string) go to the bulk engine as Arrow data; stdlib: a dict per row "
+    "from the standard library's readers (the same result, slower).",
 )
 
 

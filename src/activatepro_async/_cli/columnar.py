@@ -28,17 +28,39 @@ them back to their batch, row and line for ``on_chunk``.
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._columnar import _Encoder, arrow_modules, rename_columns
-from .readers import InputError, SourceRow
+from .readers import InputError, Part, SourceRow
 
 if TYPE_CHECKING:
     from .engine import _Run
     from .mapping import ColumnPlan
 
-__all__ = ["SentRows", "arrow_batches", "usable"]
+__all__ = ["SentRows", "Settled", "arrow_batches", "keep_pandas_out", "usable"]
+
+
+class _NoPandas:
+    """An import hook that says pandas is not installed (see :func:`keep_pandas_out`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("the activatepro command keeps pandas out of pyarrow")
+
+
+def keep_pandas_out() -> None:
+    """Keep pyarrow from importing pandas in this (the command's) process.
+
+    pyarrow imports pandas, when it is installed, on its first conversion of a
+    Python value (a third of a second, a tenth of a million-row import) and
+    looks for it again on later ones. The command never hands pyarrow a pandas
+    object nor asks for one, so here pandas is "not installed" (docs/decisions.md).
+    """
+    if "pandas" not in sys.modules and _NoPandas not in sys.meta_path:
+        sys.meta_path.insert(0, _NoPandas)
 
 
 def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
@@ -46,6 +68,7 @@ def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
     specs = {spec.partition(":")[0].strip().lower() for spec in plan.type_specs.values()}
     if dry_run or "json" in specs:
         return False  # a dry run checks each user; json casts make values of any type
+    keep_pandas_out()
     pa, _ = arrow_modules()
     keys = plan.keys(list(schema.names), "the file")
     kept = [(field, key) for field, key in zip(schema, keys, strict=True) if key is not None]
@@ -59,70 +82,116 @@ def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
 
 
 class _Segment:
-    __slots__ = ("batch", "first_line", "kept", "left", "start")
+    __slots__ = ("kept", "left", "part", "start")
 
-    def __init__(self, start: int, batch: Any, kept: list[int] | None, first_line: int) -> None:
+    def __init__(self, start: int, part: Part, kept: list[int] | None) -> None:
         self.start = start
-        self.batch = batch  # as read: the rejects file shows rows as the file holds them
+        self.part = part  # as read: the rejects file shows rows as the file holds them
         self.kept = kept  # the batch rows sent, by position - start (None: all of them)
-        self.first_line = first_line
-        self.left = batch.num_rows if kept is None else len(kept)
+        self.left = part.batch.num_rows if kept is None else len(kept)
+
+    def line(self, position: int) -> int:
+        offset = position - self.start
+        return self.part.line(offset if self.kept is None else self.kept[offset])
+
+    def row(self, position: int, raw: Callable[[Part, int], Any]) -> SourceRow:
+        offset = position - self.start
+        index = offset if self.kept is None else self.kept[offset]
+        return SourceRow(self.part.line(index), None, raw(self.part, index), None)
+
+
+class Settled:
+    """What the run needs of the rows an ``on_chunk`` outcome settles (either path).
+
+    Their count and first and last line (a chunk's journal entry names its
+    span), and the rows it rejected, by position, with their cells.
+    """
+
+    __slots__ = ("count", "first", "last", "rejected")
+
+    def __init__(self, count: int, first: int, last: int, rejected: dict[int, SourceRow]) -> None:
+        self.count = count
+        self.first = first
+        self.last = last
+        self.rejected = rejected
 
 
 class SentRows:
-    """The rows handed to the engine and not settled yet, by its input position."""
+    """The rows handed to the engine and not settled yet, by its input position.
 
-    def __init__(self) -> None:
+    Kept as one segment per batch sent (its first position and, when rows were
+    left out, which rows): an outcome of consecutive positions (every chunk but
+    those the engine splits) is settled by segment, not row by row.
+    """
+
+    def __init__(self, raw: Callable[[Part, int], Any]) -> None:
         self.starts: list[int] = []
         self.segments: list[_Segment] = []
+        self.raw = raw  # a row's cells as the rejects file shows them
 
-    def add(self, start: int, batch: Any, kept: list[int] | None, first_line: int) -> None:
-        segment = _Segment(start, batch, kept, first_line)
+    def add(self, start: int, part: Part, kept: list[int] | None) -> None:
+        segment = _Segment(start, part, kept)
         if segment.left:
             self.starts.append(start)
             self.segments.append(segment)
 
-    def take(self, positions: tuple[int, ...], raw: set[int]) -> list[SourceRow]:
-        """The rows at ``positions``, settled now; those in ``raw`` with their cells."""
-        rows: list[SourceRow] = []
-        for position in positions:
-            index = bisect.bisect_right(self.starts, position) - 1
-            segment = self.segments[index]
-            offset = position - segment.start
-            row = offset if segment.kept is None else segment.kept[offset]
-            cells = segment.batch.slice(row, 1).to_pylist()[0] if position in raw else None
-            rows.append(SourceRow(segment.first_line + row, None, cells, None))
-            segment.left -= 1
-            if not segment.left:  # every row of it settled: let the batch go
-                del self.starts[index], self.segments[index]
-        return rows
+    def _segment(self, position: int) -> _Segment:
+        return self.segments[bisect.bisect_right(self.starts, position) - 1]
+
+    def take(self, positions: tuple[int, ...], rejected: set[int]) -> Settled:
+        """Settle the rows at ``positions``; those in ``rejected`` come back with their cells."""
+        if not positions:
+            return Settled(0, 0, 0, {})
+        first, last = positions[0], positions[-1]
+        rows = {p: self._segment(p).row(p, self.raw) for p in rejected}
+        settled = Settled(
+            len(positions), self._segment(first).line(first), self._segment(last).line(last), rows
+        )
+        if last - first + 1 == len(positions):  # consecutive: count them off by segment
+            index = bisect.bisect_right(self.starts, first) - 1
+            position = first
+            while position <= last:
+                segment = self.segments[index]
+                end = min(last + 1, segment.start + _length(segment))
+                segment.left -= end - position
+                position = end
+                index += 1
+        else:
+            for position in positions:
+                self._segment(position).left -= 1
+        self._drop_settled()
+        return settled
+
+    def _drop_settled(self) -> None:
+        # Every row of a segment settled: let its batch go. Chunks settle
+        # roughly in order, so the settled segments are mostly at the front.
+        segments = self.segments
+        if any(not segment.left for segment in segments):
+            kept = [segment for segment in segments if segment.left]
+            self.segments = kept
+            self.starts = [segment.start for segment in kept]
+
+
+def _length(segment: _Segment) -> int:
+    return segment.part.batch.num_rows if segment.kept is None else len(segment.kept)
 
 
 async def arrow_batches(
-    run: _Run, parts: AsyncIterator[tuple[Any, int]], keys: list[str | None]
+    run: _Run, parts: AsyncIterator[Part], keys: list[str | None]
 ) -> AsyncIterator[Any]:
-    """The batches to send, one per batch read; the rows settled here are settled on the loop."""
+    """The batches to send, one per part read; the rows settled here are settled on the loop."""
     pa, pc = arrow_modules()
     plan, summary, journal = run.plan, run.summary, run.journal
     sent = run.columnar
     assert sent is not None
-    while True:
-        try:
-            batch, first_line = await parts.__anext__()
-        except StopAsyncIteration:
-            return
-        except Exception as exc:  # the input broke: send what was read, then stop
-            run.input_error = exc
-            return
-        if run.api_down is not None:
-            run.stop_sending()
-            return
+    async for part in run.read(parts):
+        batch = part.batch
         rows = batch.num_rows
-        summary.rows += rows
+        summary.rows += rows + len(part.unreadable)
         keep = [True] * rows
         if journal is not None and journal.resumed:
             for index in range(rows):
-                if journal.is_done(first_line + index):
+                if journal.is_done(part.line(index)):
                     keep[index] = False
                     summary.skipped += 1
         renamed = rename_columns(batch, keys)
@@ -164,27 +233,32 @@ async def arrow_batches(
             else:
                 missing = pc.fill_null(pc.equal(column, ""), True)
                 candidates.update(pc.indices_nonzero(missing).to_pylist())
-        for index in sorted(candidates):
-            if not keep[index]:
+        # Settled here in line order, the unreadable records among them, as the row path does.
+        local: list[tuple[int, int | SourceRow]] = [
+            (part.line(index), index) for index in candidates if keep[index]
+        ]
+        local += [(row.line, row) for row in part.unreadable]
+        for _, what in sorted(local, key=lambda pair: pair[0]):
+            if isinstance(what, SourceRow):
+                run.settle_locally(what)  # counted in summary.rows above
+                summary.rows -= 1
                 continue
-            cells = batch.slice(index, 1).to_pylist()[0]
-            data = {k: v for k, v in cells.items() if v is not None}
+            cells = sent.raw(part, what)
+            data = {k: v for k, v in batch.slice(what, 1).to_pylist()[0].items() if v is not None}
             if plan.operation == "upsert":
                 item, problems = plan.user(data)
                 user_id = item.get("id")
             else:
                 user_id, problems = plan.user_id(data)
             if problems:
-                row = SourceRow(first_line + index, data, cells, None)
+                row = SourceRow(part.line(what), data, cells, None)
                 run.reject(row, user_id if isinstance(user_id, str) else None, "local", problems)
-                keep[index] = False
+                keep[what] = False
         kept = None if all(keep) else [index for index in range(rows) if keep[index]]
         out = renamed if kept is None else renamed.filter(pa.array(keep, pa.bool_()))
         if "id" in out.schema.names:  # repeats are counted as the row path counts them
-            indices = range(rows) if kept is None else kept
-            for index, user_id in zip(indices, out.column("id").to_pylist(), strict=True):
-                run.count_repeat(user_id, first_line + index)
-        sent.add(summary.sent, batch, kept, first_line)
+            run.count_repeats(out.column("id").to_pylist(), part, kept)
+        sent.add(summary.sent, part, kept)
         summary.sent += out.num_rows
         run.progress.update(summary, run.source)
         if run.unwritten_rows >= run.options.journal_rows:

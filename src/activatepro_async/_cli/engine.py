@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
@@ -43,13 +43,15 @@ from ..errors import (
 from .mapping import ColumnPlan, api_checks, read_problem
 from .rejects import RejectsWriter, reject_record
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from ..bulk import BulkProgress, BulkResult, ChunkOutcome
     from ..client import AsyncClient
     from ..models import TrackingStatus
-    from .columnar import SentRows
+    from .columnar import SentRows, Settled
     from .journal import Journal
-    from .readers import SourceRow
+    from .readers import Part, SourceRow
 
 __all__ = ["Progress", "RowSource", "RunOptions", "Summary", "run"]
 
@@ -373,6 +375,16 @@ class _Run:
             if len(summary.duplicate_lines) < summary.DUPLICATE_LINES_SHOWN:
                 summary.duplicate_lines.append(line)
 
+    def count_repeats(self, ids: list[Any], part: Part, kept: list[int] | None) -> None:
+        """Count the repeats among a batch's ids (``kept``: the batch rows they are of)."""
+        hashes = set(map(hash, ids))
+        if len(hashes) == len(ids) and self.seen_ids.isdisjoint(hashes):
+            self.seen_ids |= hashes  # no repeat: the common case, in C
+            return
+        rows = range(len(ids)) if kept is None else kept
+        for row, user_id in zip(rows, ids, strict=True):
+            self.count_repeat(user_id, part.line(row))
+
     def reject(
         self,
         row: SourceRow,
@@ -402,22 +414,32 @@ class _Run:
         """Whether the input was read to its end (not cut by an error, nor by a down API)."""
         return self.input_error is None and self.api_down is None
 
-    async def pairs(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[tuple[Any, SourceRow]]:
-        """Each row not settled locally, with its item; stops when sending must."""
-        read = 0
+    async def read(self, parts: AsyncIterator[T]) -> AsyncIterator[T]:
+        """What the reader reads (rows, or a columnar source's parts), while sending must go on.
+
+        The one read loop of both paths: it ends at the input's end; when the
+        input breaks (what was read is still sent, then the error is raised);
+        and when the API is down: there is more to send, and it would only
+        fail alike. The part then read is not counted: it was not settled, a
+        rerun reads it again.
+        """
         while True:
             try:
-                row = await rows.__anext__()
+                part = await parts.__anext__()
             except StopAsyncIteration:
                 return
             except Exception as exc:  # the input broke: send what was read, then stop
                 self.input_error = exc
                 return
             if self.api_down is not None:
-                # There is more to send, and it would only fail alike. The row
-                # is not counted: it was not settled, a rerun reads it again.
                 self.stop_sending()
                 return
+            yield part
+
+    async def pairs(self, rows: AsyncIterator[SourceRow]) -> AsyncIterator[tuple[Any, SourceRow]]:
+        """Each row not settled locally, with its item; stops when sending must."""
+        read = 0
+        async for row in self.read(rows):
             item = self.settle_locally(row)
             read += 1
             if read % 256 == 0:
@@ -445,20 +467,22 @@ class _Run:
         if self.stage is not None:
             self.stage.on_chunk(outcome)
         if self.columnar is not None:
-            rows = self.columnar.take(outcome.positions, {r.position for r in outcome.rejected})
+            settled = self.columnar.take(
+                outcome.positions, {user.position for user in outcome.rejected}
+            )
         else:
-            rows = [self.sent.pop(p) for p in outcome.positions]
-        by_position = dict(zip(outcome.positions, rows, strict=True))
+            settled = _settle_rows([self.sent.pop(p) for p in outcome.positions], outcome)
         for user in outcome.rejected:
             stage = "local" if user.local else "api"
-            self.reject(by_position[user.position], user.user_id, stage, user.errors)
+            self.reject(settled.rejected[user.position], user.user_id, stage, user.errors)
+        count = settled.count
         if outcome.exception is not None:
             exc = outcome.exception
-            summary.failed += len(rows)
+            summary.failed += count
             summary.failed_chunks.append(
                 {
-                    "lines": [rows[0].line, rows[-1].line] if rows else None,
-                    "users": len(rows),
+                    "lines": [settled.first, settled.last] if count else None,
+                    "users": count,
                     "error": f"{type(exc).__name__}: {exc}",
                 }
             )
@@ -472,13 +496,13 @@ class _Run:
             api_rejected = len(outcome.rejected)
             self.unwritten_chunks.append(
                 {
-                    "lines": [rows[0].line, rows[-1].line],
-                    "users": len(rows),
+                    "lines": [settled.first, settled.last],
+                    "users": count,
                     "rejected": api_rejected,
                     "tracking_id": outcome.tracking_id,
                 }
             )
-            self.unwritten_rows += len(rows) - api_rejected  # the rejected ones counted in reject()
+            self.unwritten_rows += count - api_rejected  # the rejected ones counted in reject()
             self.tracking.append((outcome.tracking_id, api_rejected, False))
         if self.unwritten_rows >= self.options.journal_rows:
             self.write()
@@ -575,7 +599,7 @@ class _Run:
 
         if not usable(self.plan, schema, dry_run=self.options.dry_run):
             return None
-        self.columnar = SentRows()
+        self.columnar = SentRows(self.source.arrow_raw)  # type: ignore[attr-defined]
         return self.plan.keys(list(schema.names), self.source.name)
 
     async def run(self) -> Summary:
@@ -708,3 +732,14 @@ async def run(
     if on_summary is not None:
         on_summary(the_run.summary)
     return await the_run.run()
+
+
+def _settle_rows(rows: list[SourceRow], outcome: ChunkOutcome) -> Settled:
+    """The row path's :class:`~.columnar.Settled`: the rows by position, in hand."""
+    from .columnar import Settled
+
+    by_position = dict(zip(outcome.positions, rows, strict=True))
+    rejected = {user.position: by_position[user.position] for user in outcome.rejected}
+    if not rows:
+        return Settled(0, 0, 0, rejected)
+    return Settled(len(rows), rows[0].line, rows[-1].line, rejected)

@@ -20,6 +20,7 @@ Two pieces are for any reader of the command's files, not only these:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import importlib
@@ -41,6 +42,7 @@ __all__ = [
     "FORMATS",
     "ZSTD_HINT",
     "InputError",
+    "Part",
     "Source",
     "SourceRow",
     "compression_of",
@@ -67,6 +69,8 @@ FORMATS: dict[str, Format] = {
 _FIELD_LIMIT = 2 * 1024 * 1024
 # Rows decoded from Parquet at a time: the reader's memory stays flat.
 _READ_ROWS = 8192
+# Bytes of CSV the columnar path parses at a time (about 12,000 rows of 7 columns).
+_BLOCK = 1 << 20
 
 #: The extensions of compressed files, and their compression; the file's first
 #: bytes decide (stdin has no extension, and an extension may lie).
@@ -86,6 +90,28 @@ _SNIFF_CHARS = 64 * 1024
 
 class InputError(Exception):
     """The input cannot be read on (the message names the file and line, and the fix)."""
+
+
+class Part:
+    """Rows read as one record batch (every column as the file holds it), and their lines.
+
+    ``lines`` is the line of the first row when the rows are on consecutive
+    lines (a Parquet file, a plain CSV block), else each row's line. ``unreadable``
+    are the records between them that could not be read (a CSV record with the
+    wrong number of fields): the run rejects them as the row path does.
+    """
+
+    __slots__ = ("batch", "lines", "unreadable")
+
+    def __init__(self, batch: Any, lines: int | list[int], unreadable: list[SourceRow]) -> None:
+        self.batch = batch
+        self.lines = lines
+        self.unreadable = unreadable
+
+    def line(self, row: int) -> int:
+        """The line of the batch's row ``row``."""
+        lines = self.lines
+        return lines + row if isinstance(lines, int) else lines[row]
 
 
 class SourceRow:
@@ -355,6 +381,7 @@ class Source:
         self.rows_read = 0
         self.header: list[str] | None = None
         self._csv: tuple[Any, int] | None = None
+        self._sample_left: Iterator[str] = iter(())
         self._pq: Any = None
         self._owned = owned
         self.total_bytes: int | None = None
@@ -500,8 +527,9 @@ class Source:
                     text = text[:_SNIFF_CHARS]
                     text = text[: text.rfind("\n") + 1] or text
                 self.delimiter, self.quotechar = sniff_dialect(text, default=self.delimiter)
+            rest = iter(sample)
             reader = csv.reader(
-                itertools.chain(sample, lines), delimiter=self.delimiter, quotechar=self.quotechar
+                itertools.chain(rest, lines), delimiter=self.delimiter, quotechar=self.quotechar
             )
             last = 0
             while True:
@@ -520,12 +548,17 @@ class Source:
                     self.header = self._check_header(cells, start)
                     break
             self._csv = (reader, last)
+            self._sample_left = rest  # the sample's lines after the header, not read yet
 
     def _csv_rows(self) -> Iterator[SourceRow]:
         self.prepare()
         assert self._csv is not None
-        assert self.header is not None
         reader, last = self._csv
+        return self._records(reader, last)
+
+    def _records(self, reader: Any, last: int, offset: int = 0) -> Iterator[SourceRow]:
+        """The records of a ``csv.reader`` whose line 1 is the file's line ``offset + 1``."""
+        assert self.header is not None
         header = self.header
         width = len(header)
         while True:
@@ -533,7 +566,7 @@ class Source:
             # limit) leaves it, is reported, and the loop goes on after it.
             try:
                 for cells in reader:
-                    start, last = last + 1, reader.line_num
+                    start, last = last + 1, offset + reader.line_num
                     if len(cells) == width:
                         data = dict(zip(header, cells))  # noqa: B905 - lengths checked
                         if "" in cells:
@@ -555,7 +588,7 @@ class Source:
                         )
                 return
             except csv.Error as exc:
-                start, last = last + 1, reader.line_num
+                start, last = last + 1, offset + reader.line_num
                 self.rows_read += 1
                 yield SourceRow(start, None, None, f"not a readable CSV record: {exc}")
 
@@ -630,17 +663,37 @@ class Source:
 
     @property
     def arrow_schema(self) -> Any:
-        """The Arrow schema of a Parquet file (the columnar path can read it), else None."""
-        return self._parquet().schema_arrow if self.format == "parquet" else None
+        """The Arrow schema the columnar path reads the input as, or None: not this input.
 
-    def arrow_parts(self) -> Iterator[tuple[Any, int]]:
-        """A Parquet file's record batches, each with the line (row number) of its first row."""
+        A Parquet file's own; a CSV file's columns, every one a string (when
+        pyarrow is installed, the text is UTF-8 and there are two columns or
+        more: a one-column file of ids is read by the csv module).
+        """
+        if self.format == "parquet":
+            return self._parquet().schema_arrow
+        if self.format != "csv" or codecs.lookup(self.encoding).name != "utf-8":
+            return None
+        try:
+            pa = importlib.import_module("pyarrow")
+            importlib.import_module("pyarrow.csv")
+        except ImportError:
+            return None
+        self.prepare()
+        if self.header is None or len(self.header) < 2:
+            return None
+        return pa.schema([pa.field(name, pa.string()) for name in self.header])
+
+    def arrow_parts(self) -> Iterator[Part]:
+        """The input as :class:`Part` s: Parquet's record batches, CSV's blocks."""
+        if self.format == "csv":
+            yield from _CsvBlocks(self).parts()
+            return
         parquet = self._parquet()
         total = max(self.total_rows, 1)
         number = 0
         try:
             for batch in parquet.iter_batches(batch_size=_READ_ROWS):
-                yield batch, number + 1
+                yield Part(batch, number + 1, [])
                 number += batch.num_rows
                 self.rows_read = number
                 if self.total_bytes is not None:
@@ -649,6 +702,13 @@ class Source:
             raise InputError(
                 f"{self.name} row {number + 1}: the Parquet file cannot be read on: {exc}"
             ) from None
+
+    def arrow_raw(self, part: Part, row: int) -> Any:
+        """Row ``row`` of a part as the rejects file shows it (the row path's ``raw``)."""
+        cells = part.batch.slice(row, 1).to_pylist()[0]
+        if self.format == "csv":  # the record's cells, an empty one "" (the csv module's)
+            return ["" if cell is None else cell for cell in cells.values()]
+        return cells
 
     def _parquet_rows(self) -> Iterator[SourceRow]:
         # A row's "line" is its number (1-based); its nulls are left out, like
@@ -680,6 +740,151 @@ class Source:
             if value:
                 self.rows_read += 1
                 yield SourceRow(number, {"id": value}, value, None)
+
+
+class _CsvBlocks:
+    """A CSV file after its header as :class:`Part` s, one per block of lines.
+
+    A block (about :data:`_BLOCK` bytes, cut after a line break) is parsed by
+    ``pyarrow.csv`` when its rows are sure to be its lines, one each: no quote
+    character, no blank line, no NUL, no lone carriage return, every record
+    with the header's number of fields, no line over the csv module's cell
+    limit, valid UTF-8. Then row ``i`` is on line ``first + i``. Any other
+    block is read by the csv module, as ``--reader stdlib`` reads it (a quoted
+    line break may take it past the block's end: it reads the lines it needs),
+    and its records make the part; those it cannot read are the part's
+    ``unreadable``. So lines, cells and problems are the csv module's exactly.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.pa = importlib.import_module("pyarrow")
+        self.csv = importlib.import_module("pyarrow.csv")
+        header = source.header
+        assert header is not None
+        self.header = header
+        self.quote = source.quotechar.encode()
+        self.read_options = self.csv.ReadOptions(column_names=header, use_threads=False)
+        self.convert_options = self.csv.ConvertOptions(
+            column_types=dict.fromkeys(header, self.pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+        )
+        self.carry = b""  # read, after the last whole line
+
+    def parts(self) -> Iterator[Part]:
+        source = self.source
+        assert source._csv is not None
+        line = source._csv[1] + 1  # the line the next block starts at
+        # The sniffer's sample after the header was decoded already: as bytes again.
+        self.carry = "".join(source._sample_left).encode("utf-8")
+        stream, tell = source._stream, source._position
+        while True:
+            try:
+                data = stream.read(_BLOCK)
+            except source._damage as exc:
+                raise InputError(_damaged(source.name, line, exc)) from None
+            block = self.carry + data
+            if data:
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    self.carry = block  # no line break yet: read on
+                    continue
+                block, self.carry = block[:cut], block[cut:]
+            else:
+                self.carry = b""
+                if not block:
+                    break
+            lines = block.count(b"\n") + (not block.endswith(b"\n"))
+            part = self.arrow(block, line, lines)
+            if part is None:
+                part, lines = self.stdlib(block, line)
+            line += lines
+            source.rows_read += part.batch.num_rows + len(part.unreadable)
+            if source.compression is None:
+                source.bytes_read += len(data)
+            elif tell is not None:
+                source.bytes_read = tell()
+            yield part
+        if source.total_bytes is not None:
+            source.bytes_read = source.total_bytes
+
+    def arrow(self, block: bytes, first: int, lines: int) -> Part | None:
+        """The block parsed by pyarrow, or None when its rows may not be its lines."""
+        if (
+            self.quote in block
+            or b"\n\n" in block
+            or b"\n\r\n" in block
+            or block.startswith((b"\n", b"\r\n"))
+            or b"\x00" in block
+            or block.count(b"\r") != block.count(b"\r\n")
+            or len(block) > _FIELD_LIMIT
+        ):
+            return None
+        invalid: list[Any] = []
+
+        def skip(row: Any) -> str:
+            invalid.append(row)
+            return "skip"
+
+        parse = self.csv.ParseOptions(
+            delimiter=self.source.delimiter, quote_char=False, invalid_row_handler=skip
+        )
+        try:
+            table = self.csv.read_csv(
+                self.pa.py_buffer(block),
+                read_options=self.read_options,
+                parse_options=parse,
+                convert_options=self.convert_options,
+            )
+        except self.pa.ArrowInvalid:  # not UTF-8: the csv module names the line
+            return None
+        if invalid or table.num_rows != lines:
+            return None
+        batches = table.combine_chunks().to_batches()
+        return Part(batches[0], first, []) if len(batches) == 1 else None
+
+    def stdlib(self, block: bytes, first: int) -> tuple[Part, int]:
+        """The block read by the csv module (and the lines after it a record needs)."""
+        source = self.source
+        read = 0
+        done = False
+
+        def lines() -> Iterator[str]:
+            nonlocal read, done
+            raws = io.BytesIO(block).readlines()  # split at \n only, as the file's lines are
+            for index, raw in enumerate(raws):
+                read += 1
+                done = index == len(raws) - 1
+                yield source._decode(raw, first + read - 1, source.encoding)
+            while raw := self.more(first + read):  # a quoted line break runs past the block
+                read += 1
+                yield source._decode(raw, first + read - 1, source.encoding)
+
+        reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quotechar)
+        records: list[SourceRow] = []
+        for record in source._records(reader, first - 1, first - 1):
+            records.append(record)
+            if done:
+                break
+        source.rows_read -= len(records)  # counted again by the caller, with the part
+        good = [r for r in records if r.data is not None]
+        columns = list(zip(*(r.raw for r in good), strict=True)) or [()] * len(self.header)
+        pa = self.pa
+        arrays = [pa.array([cell or None for cell in column], pa.string()) for column in columns]
+        batch = pa.RecordBatch.from_arrays(arrays, names=self.header)
+        lines_of = [r.line for r in good]
+        return Part(batch, lines_of, [r for r in records if r.data is None]), read
+
+    def more(self, line: int) -> bytes:
+        """The next line after the block, ``line`` (its start may be in ``carry``)."""
+        stream = self.source._stream
+        try:
+            raw = self.carry + stream.readline()
+        except self.source._damage as exc:
+            raise InputError(_damaged(self.source.name, line, exc)) from None
+        self.carry = b""
+        return raw
 
 
 def _json_kind(value: Any) -> str:
