@@ -11,6 +11,8 @@ pyarrow parses with blocks the csv module reads.
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 import json
 from pathlib import Path
 from typing import Any
@@ -285,3 +287,32 @@ def test_sent_rows_settle_by_span_and_one_by_one() -> None:
     assert sent.segments == []  # every row settled: the batches let go
     left = sent.take((), set())
     assert left.count == 0
+
+
+def test_an_in_process_run_leaves_pandas_importable(tmp_path: Path) -> None:
+    """The command run in a process (a test, a user's CliRunner) leaves that process whole.
+
+    A fresh interpreter, since pandas may already be imported in this one.
+    """
+    pytest.importorskip("pandas")
+    path = tmp_path / "users.csv"
+    path.write_text("id,email\n1,a@example.com\n2,b@example.com\n", encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from activatepro_async._cli.options import CliEnv\n"
+        "from activatepro_async.cli import main\n"
+        "from activatepro_async.emulator import Emulator\n"
+        "env = CliEnv(transport=Emulator(('k',)).transport())\n"
+        "args = ['import', sys.argv[1], '--quiet', '--api-key', 'k']\n"
+        "result = CliRunner().invoke(main, args, obj=env)\n"
+        "assert result.exit_code == 0, result.output\n"
+        "import pandas\n"
+        "import pyarrow\n"
+        "print(pyarrow.table({'a': [1]}).to_pandas().shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 1)"

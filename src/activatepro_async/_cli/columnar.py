@@ -28,7 +28,6 @@ them back to their batch, row and line for ``on_chunk``.
 from __future__ import annotations
 
 import bisect
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,28 +38,7 @@ if TYPE_CHECKING:
     from .engine import _Run
     from .mapping import ColumnPlan
 
-__all__ = ["SentRows", "Settled", "arrow_batches", "keep_pandas_out", "usable"]
-
-
-class _NoPandas:
-    """An import hook that says pandas is not installed (see :func:`keep_pandas_out`)."""
-
-    @staticmethod
-    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("the activatepro command keeps pandas out of pyarrow")
-
-
-def keep_pandas_out() -> None:
-    """Keep pyarrow from importing pandas in this (the command's) process.
-
-    pyarrow imports pandas, when it is installed, on its first conversion of a
-    Python value (a third of a second, a tenth of a million-row import) and
-    looks for it again on later ones. The command never hands pyarrow a pandas
-    object nor asks for one, so here pandas is "not installed" (docs/decisions.md).
-    """
-    if "pandas" not in sys.modules and _NoPandas not in sys.meta_path:
-        sys.meta_path.insert(0, _NoPandas)
+__all__ = ["SentRows", "Settled", "arrow_batches", "usable"]
 
 
 def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
@@ -68,7 +46,6 @@ def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
     specs = {spec.partition(":")[0].strip().lower() for spec in plan.type_specs.values()}
     if dry_run or "json" in specs:
         return False  # a dry run checks each user; json casts make values of any type
-    keep_pandas_out()
     pa, _ = arrow_modules()
     keys = plan.keys(list(schema.names), "the file")
     kept = [(field, key) for field, key in zip(schema, keys, strict=True) if key is not None]
