@@ -355,7 +355,9 @@ class _Encoder:
             # Never null: a row with every input null would be dropped by
             # binary_join_element_wise(null_handling="skip") in pyarrow 26 (its
             # rows would shift), and a row without an id is rejected anyway.
-            text = pc.fill_null(self.text(array), self.scalar(""))
+            text = self.text(array)
+            if text.null_count:
+                text = pc.fill_null(text, self.scalar(""))
             return '"', self.escaped(text, escape=not pa.types.is_integer(array.type)), '"'
         if kind == "int":
             return "", self.text(array), ""
