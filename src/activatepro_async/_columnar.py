@@ -565,9 +565,10 @@ class _Lazy(Sequence[Any]):
         return iter(self.read())
 
     def read(self) -> list[Any]:
-        if self.values is None:
-            self.values = self.array.to_pylist()
-        return self.values
+        values = self.values
+        if values is None:
+            values = self.values = self.array.to_pylist()
+        return values
 
 
 def _positions(positions: Any) -> Sequence[int]:
