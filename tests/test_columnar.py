@@ -555,3 +555,59 @@ async def test_an_async_iterable_of_batches_is_columnar_too(make_client: MakeCli
             await client.upsert_many(batches(), chunk_size=10)
     assert info.value.result.accepted == 25
     assert sent_users(recorder) == _users(25).to_pylist()
+
+
+async def test_a_null_last_column_and_a_row_of_only_an_id_are_the_dict_paths_bytes(
+    make_client: MakeClient,
+) -> None:
+    # The literal between two cells goes with the next column's cells when that
+    # column has no nulls, and a column with nulls carries its own: every layout
+    # of dense and null columns, the last one included, must end alike.
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "dense": ["x", "y", "z"],
+            "holes": [None, "h", None],
+            "after": [1, 2, 3],
+            "last": [None, None, "l"],
+        }
+    )
+    only_id = pa.table({"id": ["a", "b"], "none": pa.array([None, None], pa.string())})
+    for data in (table, only_id, table.select(["id", "holes"]), table.select(["last", "id"])):
+        (columnar, _), (plain, _) = await both(make_client, data)
+        assert sent_users(columnar) == sent_users(plain)
+        if data.schema.names[0] == "id":  # the id goes first: the same bytes then
+            assert [r.content for r in columnar.requests] == [r.content for r in plain.requests]
+    (columnar, _), _ = await both(make_client, only_id)
+    assert columnar.requests[0].content == b'{"updated":[{"id":"a"},{"id":"b"}],"deleted":[]}'
+
+
+async def test_a_user_the_api_names_after_a_local_reject_has_its_own_position_and_id(
+    make_client: MakeClient,
+) -> None:
+    # A chunk's ids and positions are read from Arrow only when needed: here a
+    # 400 names the second user of the first chunk, which follows a row rejected
+    # locally, so its input position is 2, not 1.
+    def answer(request: httpx.Request) -> httpx.Response:
+        if b'"id":"c"' in request.content:
+            return httpx.Response(
+                400,
+                json={
+                    "trackingId": "t",
+                    "errors": [
+                        {"code": "4", "title": "t", "source": {"pointer": "/updated/1/email"}}
+                    ],
+                },
+            )
+        return httpx.Response(202, json={"trackingId": "t2"})
+
+    table = pa.table({"id": ["a", None, "c", "d"], "email": ["a@x", "b@x", "bad", "d@x"]})
+    async with make_client(Recorder(answer)) as client:
+        result = await client.upsert_many(
+            table, chunk_size=2, concurrency=1, raise_on_failure=False
+        )
+    assert [(r.position, r.user_id, r.local) for r in result.rejected] == [
+        (1, None, True),
+        (2, "c", False),
+    ]
+    assert (result.accepted, result.failed) == (2, 0)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import AsyncIterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
 
@@ -326,8 +326,8 @@ class _Encoder:
             array = array.dictionary_decode()
         return array.cast(self.large)
 
-    def quoted(self, prefix: str, array: Any, *, escape: bool = True) -> Any:
-        """``"name":"<text>"`` per cell, escaped as JSON."""
+    def escaped(self, array: Any, *, escape: bool = True) -> Any:
+        """``array``'s cells as the text of JSON strings (escaped where a cell needs it)."""
         pc = self.pc
         text = self.text(array)
         if escape and _holds(_data(self.pa, text), _PLAIN_BYTES):
@@ -340,40 +340,29 @@ class _Encoder:
                         continue  # escaped above
                     new = _SHORT.get(char, f"\\u{code:04x}")
                     text = pc.replace_substring(text, char, new)
-        return self.wrap(prefix + '"', text, '"')
-
-    def wrap(self, prefix: str, text: Any, suffix: str = "") -> Any:
-        """``prefix + cell + suffix`` per cell (null stays null).
-
-        binary_replace_slice at the start and at the end: a pass of memcpy,
-        three times cheaper than binary_join_element_wise.
-        """
-        pc = self.pc
-        text = pc.binary_replace_slice(text, start=0, stop=0, replacement=prefix)
-        if suffix:
-            text = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=suffix)
         return text
 
-    def bare(self, prefix: str, text: Any) -> Any:
-        return self.wrap(prefix, text)
+    def values(self, kind: str, array: Any, problems: _Problems) -> tuple[str, Any, str]:
+        """Each cell of one column as JSON: ``(open, text, close)``, ``open + text + close``.
 
-    def fragments(self, name: str, kind: str, array: Any, problems: _Problems, lead: str) -> Any:
-        """``lead`` and the ``"name":<json>`` of each cell of one column (null for a null cell)."""
+        ``text`` is null for a null cell; ``open``/``close`` are the quotes of a
+        string (the closing one of a timestamp with its ``Z``), or empty.
+        """
         pa, pc = self.pa, self.pc
-        prefix = lead + encode_json(name).decode() + ":"
         if kind == "string":
-            return self.quoted(prefix, array)
+            return '"', self.escaped(array), '"'
         if kind == "id":
-            # Never null: a row with every fragment null would be dropped by
+            # Never null: a row with every input null would be dropped by
             # binary_join_element_wise(null_handling="skip") in pyarrow 26 (its
             # rows would shift), and a row without an id is rejected anyway.
-            text = pc.fill_null(self.text(array), self.scalar(""))
-            return self.quoted(prefix, text, escape=not pa.types.is_integer(array.type))
+            text = self.text(array)
+            if text.null_count:
+                text = pc.fill_null(text, self.scalar(""))
+            return '"', self.escaped(text, escape=not pa.types.is_integer(array.type)), '"'
         if kind == "int":
-            return self.bare(prefix, self.text(array))
+            return "", self.text(array), ""
         if kind == "bool":
-            words = pc.if_else(array, self.scalar("true"), self.scalar("false"))
-            return self.bare(prefix, words)
+            return "", pc.if_else(array, self.scalar("true"), self.scalar("false")), ""
         if kind == "float":
             numbers = array.cast(pa.float64())
             bad = pc.invert(pc.fill_null(pc.is_finite(numbers), True))
@@ -384,21 +373,20 @@ class _Encoder:
             # Arrow writes 1.0 as "1": keep it a float, as the dict path does.
             whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
             point = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=".0")
-            text = pc.if_else(whole, point, text)
-            return self.bare(prefix, text)
+            return "", pc.if_else(whole, point, text), ""
         if kind == "date":
             if pa.types.is_date64(array.type):
                 array = array.cast(pa.date32())
-            return self.quoted(prefix, array, escape=False)
+            return '"', self.text(array), '"'
         if kind == "timestamp":
             utc = array.cast(pa.timestamp("us", tz="UTC"), safe=False)
             text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S")
             # datetime.isoformat: the fraction only when it is not zero.
             text = pc.replace_substring_regex(text.cast(self.large), r"\.000000$", "")
-            return self.wrap(prefix + '"', text, 'Z"')
-        return self.nested(prefix, array, problems)
+            return '"', text, 'Z"'
+        return "", self.nested(array, problems), ""
 
-    def nested(self, prefix: str, array: Any, problems: _Problems) -> Any:
+    def nested(self, array: Any, problems: _Problems) -> Any:
         """Struct, list and map cells, one by one with the dict path's converter and encoder."""
         out: list[str | None] = []
         for row, value in enumerate(array.to_pylist()):
@@ -419,8 +407,51 @@ class _Encoder:
                 )
                 out.append(None)
                 continue
-            out.append(prefix + encoded.decode())
+            out.append(encoded.decode())
         return self.pa.array(out, self.large)
+
+    def join(self, batch: Any, problems: _Problems) -> Any:
+        """Each row of ``batch`` as ``{...},``: one pass over each column, then one join.
+
+        The text between two cells (a closing quote, the comma, the next key
+        and its opening quote) is one literal. A column without nulls in this
+        window gets it as the prefix of its cells (one ``binary_replace_slice``,
+        a pass of memcpy); a column with nulls gets its own ``,"key":`` prefix
+        and closing suffix, so that a null cell (left out: an upsert never
+        clears) takes its key with it when the join skips it. The id column,
+        first, is never null. Each column is touched by one kernel (two if it
+        has nulls, or is the last) instead of a prefix, a suffix and a join
+        input each: binary_join_element_wise was the largest cost, and it
+        grows with its inputs.
+        """
+        pc = self.pc
+        ordered = sorted(self.columns, key=lambda column: column[2] != "id")  # stable
+        inputs: list[Any] = []
+        literal = "{"  # what goes before the next cell
+        for index, name, kind in ordered:
+            open_, text, close = self.values(kind, batch.column(index), problems)
+            key = ("," if inputs or literal != "{" else "") + encode_json(name).decode() + ":"
+            if text.null_count == 0 or kind == "id":
+                inputs.append(_prefixed(pc, literal + key + open_, text))
+                literal = close
+            else:
+                if literal:
+                    inputs.append(self.scalar(literal))
+                text = _prefixed(pc, key + open_, text)
+                if close:
+                    text = pc.binary_replace_slice(text, start=_END, stop=_END, replacement=close)
+                inputs.append(text)
+                literal = ""
+        last = inputs[-1]
+        if last.null_count:
+            inputs.append(self.scalar(literal + "},"))
+        else:
+            inputs[-1] = pc.binary_replace_slice(
+                last, start=_END, stop=_END, replacement=literal + "},"
+            )
+        if len(inputs) == 1:
+            return inputs[0]
+        return pc.binary_join_element_wise(*inputs, self.scalar(""), null_handling="skip")
 
     # -- a window ------------------------------------------------------------------
 
@@ -454,16 +485,7 @@ class _Encoder:
             # No row has an id: nothing to encode (each row is rejected above).
             users = pa.array(["{},"] * rows, self.large)
             return users, pc.subtract(pc.binary_length(users), 1), ids, problems
-        # One join per window: the id's fragment (never null) opens the object,
-        # each other one brings its comma, a null one is skipped.
-        ordered = sorted(self.columns, key=lambda column: column[2] != "id")  # stable
-        arrays = [
-            self.fragments(name, kind, batch.column(index), problems, "{" if kind == "id" else ",")
-            for index, name, kind in ordered
-        ]
-        users = pc.binary_join_element_wise(
-            *arrays, self.scalar("},"), self.scalar(""), null_handling="skip"
-        )
+        users = self.join(batch, problems)
         if len(users) != rows:  # pragma: no cover - the id fragment above prevents it
             raise RuntimeError(f"pyarrow joined {rows} rows into {len(users)}")
         sizes = pc.subtract(pc.binary_length(users), 1)  # without the comma
@@ -492,6 +514,11 @@ class _Encoder:
         return users, sizes, ids, problems
 
 
+def _prefixed(pc: Any, prefix: str, text: Any) -> Any:
+    """``prefix + cell`` per cell (null stays null): a pass of memcpy."""
+    return pc.binary_replace_slice(text, start=0, stop=0, replacement=prefix)
+
+
 def _data(pa: Any, array: Any) -> memoryview:
     """The bytes of every value of a large string array, back to back (no copy)."""
     buffers = array.buffers()
@@ -504,7 +531,49 @@ def _data(pa: Any, array: Any) -> memoryview:
 
 # A window's work: (rows read, pieces to send, rejects as engine arguments).
 _Reject = tuple[int, "str | None", ErrorCode, str, "str | None"]
-_Window = tuple[int, list[tuple[bytes, list[str], list[int]]], list[_Reject]]
+# A chunk's body, ids and input positions (what _engine.Run.new_chunk takes).
+_Piece = tuple[bytes, Sequence[str], Sequence[int]]
+_Window = tuple[int, list[_Piece], list[_Reject]]
+
+
+class _Lazy(Sequence[Any]):
+    """An Arrow array's values, made Python objects only when first read.
+
+    A chunk's ids (and positions, where a window had rejects) are read only
+    when the API names one of its users, the chunk fails, or a hook takes its
+    outcome: a chunk accepted whole (most of them) never makes them, which
+    was a Python string per user.
+    """
+
+    __slots__ = ("array", "values")
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.values: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        return self.read()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.read())
+
+    def read(self) -> list[Any]:
+        values = self.values
+        if values is None:
+            values = self.values = self.array.to_pylist()
+        return values
+
+
+def _positions(positions: Any) -> Sequence[int]:
+    """A chunk's input positions: a range as it is, an Arrow array read lazily."""
+    return positions if isinstance(positions, range) else _Lazy(positions)
 
 
 class _Windows:
@@ -544,7 +613,7 @@ class _Windows:
         return self.encode(self.encoder, batch, base)
 
     def encode(self, encoder: _Encoder, batch: Any, base: int) -> _Window:
-        pa = self.pa
+        pa, pc = self.pa, self.pc
         rows = batch.num_rows
         users, sizes, ids, problems = encoder.encode(
             batch, max_chunk_bytes=self.max_chunk_bytes, overhead=self.overhead
@@ -560,27 +629,28 @@ class _Windows:
                 rejects.append((base + row, uid, code, details, pointer))
             mask = pa.array(keep, pa.bool_())
             users, sizes, ids = users.filter(mask), sizes.filter(mask), ids.filter(mask)
-            positions = [base + i for i, kept in enumerate(keep) if kept]
+            positions = pc.add(pc.indices_nonzero(mask), base)
         else:
             positions = range(base, base + rows)
-        pieces: list[tuple[bytes, list[str], list[int]]] = []
+        pieces: list[_Piece] = []
         for start in range(0, len(users), self.chunk_size):
             stop = min(start + self.chunk_size, len(users))
             pieces += self.pack(
                 users.slice(start, stop - start),
                 sizes.slice(start, stop - start),
                 ids.slice(start, stop - start),
-                list(positions[start:stop]),
+                positions[start:stop],
             )
         return rows, pieces, rejects
 
-    def pack(
-        self, users: Any, sizes: Any, ids: Any, positions: list[int]
-    ) -> list[tuple[bytes, list[str], list[int]]]:
-        """Bodies for one chunk's users: one, or more where ``max_chunk_bytes`` cuts it."""
+    def pack(self, users: Any, sizes: Any, ids: Any, positions: Any) -> list[_Piece]:
+        """Bodies for one chunk's users: one, or more where ``max_chunk_bytes`` cuts it.
+
+        ``positions`` is a range, or an Arrow array where rows were rejected.
+        """
         total = self.pc.sum(sizes).as_py() + len(users) - 1 + self.overhead
         if total <= self.max_chunk_bytes:
-            return [(self.body(users), ids.to_pylist(), positions)]
+            return [(self.body(users), _Lazy(ids), _positions(positions))]
         # Over the byte cap: cut where the next user would not fit (each fits alone).
         pieces = []
         start, size = 0, self.overhead
@@ -593,14 +663,12 @@ class _Windows:
         pieces.append(self.piece(users, ids, positions, start, len(users)))
         return pieces
 
-    def piece(
-        self, users: Any, ids: Any, positions: list[int], start: int, stop: int
-    ) -> tuple[bytes, list[str], list[int]]:
+    def piece(self, users: Any, ids: Any, positions: Any, start: int, stop: int) -> _Piece:
         count = stop - start
         return (
             self.body(users.slice(start, count)),
-            ids.slice(start, count).to_pylist(),
-            positions[start:stop],
+            _Lazy(ids.slice(start, count)),
+            _positions(positions[start:stop]),
         )
 
     def body(self, users: Any) -> bytes:

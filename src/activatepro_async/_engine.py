@@ -199,12 +199,14 @@ class _Aimd:
 class _Chunk:
     index: int
     body: bytes
-    ids: list[str]
-    positions: list[int]
+    # Any sequence: the columnar producer hands over ranges and Arrow-backed
+    # sequences, made Python objects only when the chunk's users are named.
+    ids: Sequence[str]
+    positions: Sequence[int]
 
 
 # An encoded chunk before it has an index: its body, ids and input positions.
-_Piece = tuple[bytes, list[str], list[int]]
+_Piece = tuple[bytes, Sequence[str], Sequence[int]]
 
 
 def _local_reject(
@@ -484,7 +486,7 @@ class _Run:
                 )
             )
 
-    def new_chunk(self, body: bytes, ids: list[str], positions: list[int]) -> _Chunk:
+    def new_chunk(self, body: bytes, ids: Sequence[str], positions: Sequence[int]) -> _Chunk:
         """A chunk of the run, unsettled until record() or fail() settles it."""
         chunk = _Chunk(self.chunks, body, ids, positions)
         self.chunks += 1
