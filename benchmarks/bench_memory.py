@@ -79,7 +79,7 @@ def arrow_child(parquet: str, users: int, url: str) -> dict[str, Any]:
         async with AsyncClient("benchmark-key", base_url=url, max_retries=0) as client:
             # pre_buffer=False: by path, pyarrow's pre-buffered reads keep every
             # row group's bytes for the reader's life (+1.2 MiB per 100,000 rows,
-            # PROFILE.md section 8), which measured the reader's growth, not ours.
+            # PROFILE.md section 9), which measured the reader's growth, not ours.
             reader = pq.ParquetFile(parquet, pre_buffer=False)
             result = await client.upsert_many(reader.iter_batches())
         return int(result.accepted)
