@@ -283,8 +283,8 @@ def test_reading_a_parquet_file_holds_no_more_memory_as_it_goes_on(tmp_path: Pat
                 w.write_batch(pa.record_batch({"id": ids, "email": [f"{u}@x.org" for u in ids]}))
         peak, rows = 0, 0
         with open_source(str(path)) as source:
-            for batch, _line in source.arrow_parts():
-                rows += batch.num_rows
+            for part in source.arrow_parts():
+                rows += part.batch.num_rows
                 peak = max(peak, pa.total_allocated_bytes())
         assert rows == groups * 5000
         return peak
