@@ -47,7 +47,8 @@ async def test_the_sdk_client_sends_the_headers_httpx_would_merge(make_client: M
             merged_by_httpx(copy, "POST", "/users/batch", sent[2].content),
         ]
     for request, wanted in zip(sent, expected, strict=True):
-        # Same names, values and order: the wire does not change.
+        # Same URL, header names, values and order: the wire does not change.
+        assert str(request.url) == str(wanted.url)
         assert request.headers.raw == wanted.headers.raw
         assert request.extensions["timeout"] == wanted.extensions["timeout"]
     assert dict(sent[2].headers)["x-tenant"] == "other"

@@ -447,7 +447,7 @@ class _Prepared:
     is done when the client is configured. Its repr hides the headers (the key).
     """
 
-    __slots__ = ("headers", "json_headers", "timeout")
+    __slots__ = ("headers", "json_headers", "timeout", "urls")
 
     def __init__(
         self,
@@ -455,6 +455,7 @@ class _Prepared:
         headers: Mapping[str, str],
         json_headers: Mapping[str, str],
         timeout: httpx.Timeout,
+        base_url: str,
     ) -> None:
         # What build_request makes: the client's headers, then ours on top.
         self.headers = httpx.Headers(http.headers)
@@ -462,6 +463,9 @@ class _Prepared:
         self.json_headers = httpx.Headers(http.headers)
         self.json_headers.update(json_headers)
         self.timeout = timeout.as_dict()
+        # The URL every bulk chunk goes to, parsed once (httpx parses a str per request).
+        batch = base_url + "/users/batch"
+        self.urls = {batch: httpx.URL(batch)}
 
     def __repr__(self) -> str:
         return "<prepared request headers>"
@@ -619,7 +623,7 @@ class AsyncClient:
 
     def _prepare(self) -> None:
         self._prepared = (
-            _Prepared(self._http, self._headers, self._json_headers, self._timeout)
+            _Prepared(self._http, self._headers, self._json_headers, self._timeout, self.base_url)
             if self._made_http
             else None
         )
@@ -1169,7 +1173,7 @@ class AsyncClient:
                 else:  # what build_request would make, without merging again
                     request = httpx.Request(
                         method,
-                        url,
+                        prepared.urls.get(url, url),
                         content=content,
                         headers=prepared.headers if content is None else prepared.json_headers,
                         extensions={"timeout": prepared.timeout},
