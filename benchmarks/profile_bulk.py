@@ -1,18 +1,21 @@
 """Where ``upsert_many``'s client CPU goes over the tuned raw loop (PROFILE.md section 7).
 
-Two measurements, both of CPU time (``time.process_time``), contenders alternated
+Three measurements, all of CPU time (``time.process_time``), contenders alternated
 in one process, median (min-max) of the rounds:
 
 - ``pair``: the raw loop (c) (httpx on httpx-aiohttp's transport on asyncio, httpx's
   own on trio) and ``upsert_many`` over a generator and over one list, all on
   clients built and warmed up once, in one event loop, against ``sink.py``;
 - ``engine``: ``run_bulk`` with a sender that answers at once (no HTTP at all),
-  over a generator and over one list, next to orjson's encoding of the same chunks.
+  over a generator and over one list, next to orjson's encoding of the same chunks;
+- ``request``: the request path alone, ``client.post`` of (c) against the SDK's
+  ``_send_batch``, one pre-built body (PROFILE.md section 10).
 
     python -m benchmarks.profile_bulk pair --users 50000 --rounds 7
     python -m benchmarks.profile_bulk pair --backend trio
     python -m benchmarks.profile_bulk engine --users 100000 --rounds 7
     python -m benchmarks.profile_bulk pair --no-gc     # the collector's share
+    python -m benchmarks.profile_bulk request --users 400000   # 400 requests, µs/request
 """
 
 from __future__ import annotations
@@ -58,12 +61,12 @@ async def _alternate(
     return results
 
 
-def _report(results: dict[str, list[float]], baseline: str) -> str:
+def _report(results: dict[str, list[float]], baseline: str, unit: str = "user") -> str:
     rows = []
     for name, values in results.items():
         ratios = [a / b for a, b in zip(values, results[baseline], strict=True)]
         rows.append([name, _harness.Summary.of(values).show(3), _harness.Summary.of(ratios).show()])
-    return _harness.markdown_table(["contender", "CPU µs/user", f"/ {baseline}"], rows)
+    return _harness.markdown_table(["contender", f"CPU µs/{unit}", f"/ {baseline}"], rows)
 
 
 def pair(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, list[float]]:
@@ -103,6 +106,64 @@ def pair(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, list[f
         }
         try:
             return await _alternate(contenders, users, rounds, no_gc)
+        finally:
+            await raw.aclose()
+            await sdk.aclose()
+
+    with _harness.frozen_heap(), running_sink() as sink:
+        return anyio.run(main, sink.url, backend=backend)
+
+
+def request(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, list[float]]:
+    """The request path alone: one pre-built 1000-user body, ``users // 1000`` requests
+    8 in flight, through ``client.post`` of the raw loop (c) and the SDK's ``_send_batch``.
+
+    CPU µs per *request* (not per user). With ``ACTIVATEPRO_PROFILE_CALLS=1`` it also
+    prints cProfile's function calls per request of each.
+    """
+    import cProfile
+    import os
+    import pstats
+
+    import orjson
+
+    from activatepro_async import AsyncClient
+
+    body = orjson.dumps(bt._batch(bt.make_users(1000)))
+    count = max(1, users // 1000)
+
+    async def main(url: str) -> dict[str, list[float]]:
+        transport: httpx.AsyncBaseTransport | None = None
+        if backend == "asyncio":
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport()
+        raw = httpx.AsyncClient(headers=bt.JSON_HEADERS, transport=transport)
+        sdk = AsyncClient(api_key="benchmark-key", base_url=url, max_retries=0)
+
+        async def raw_send(_: object) -> None:
+            response = await raw.post(url + bt.PATH, content=body)
+            bt._check(response.status_code, orjson.loads(response.content).get("trackingId"))
+
+        async def sdk_send(_: object) -> None:
+            accepted = await sdk._send_batch(body, on_retry=lambda event: None)
+            bt._check(202, accepted.tracking_id)
+
+        def pumping(send: Callable[[object], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+            return lambda: bt.pump(range(count), 8, send)  # type: ignore[arg-type]
+
+        contenders: Contenders = {"raw_c": pumping(raw_send), "sdk": pumping(sdk_send)}
+        try:
+            if os.environ.get("ACTIVATEPRO_PROFILE_CALLS"):
+                for name, run in contenders.items():
+                    await run()
+                    profile = cProfile.Profile()
+                    profile.enable()
+                    await run()
+                    profile.disable()
+                    calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+                    print(f"{name}: {calls / count:.0f} function calls per request")
+            return await _alternate(contenders, count, rounds, no_gc)
         finally:
             await raw.aclose()
             await sdk.aclose()
@@ -160,18 +221,19 @@ def engine(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, list
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["pair", "engine"])
+    parser.add_argument("what", choices=["pair", "engine", "request"])
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--no-gc", action="store_true", help="collector off while measuring")
     args = parser.parse_args(argv)
-    measure = pair if args.what == "pair" else engine
+    measure = {"pair": pair, "engine": engine, "request": request}[args.what]
     results = measure(args.users, args.rounds, args.backend, args.no_gc)
     given = sys.argv[1:] if argv is None else argv
     print(_harness.header(" ".join(["python -m benchmarks.profile_bulk", *given])))
     print()
-    print(_report(results, "raw_c" if args.what == "pair" else "orjson_only"))
+    unit = "request" if args.what == "request" else "user"
+    print(_report(results, "orjson_only" if args.what == "engine" else "raw_c", unit))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ class _Aimd:
         self.in_flight = 0
         self.epoch = 0
         self._changed = anyio.Event()
+        self._waiting = 0  # tasks in acquire()'s wait: no Event is swapped while none
 
     @property
     def current(self) -> int:
@@ -164,7 +165,11 @@ class _Aimd:
 
     async def acquire(self) -> None:
         while self.in_flight >= self.current:
-            await self._changed.wait()
+            self._waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiting -= 1
         self.in_flight += 1
 
     def release(self) -> None:
@@ -185,9 +190,12 @@ class _Aimd:
             self._notify()
 
     def _notify(self) -> None:
-        # Wake every waiter; each checks the slots again (there are few).
-        self._changed.set()
-        self._changed = anyio.Event()
+        # Wake every waiter; each checks the slots again (there are few). With
+        # none waiting (the usual case: workers wait for chunks, not slots) this
+        # is skipped, as a new Event per chunk is not free.
+        if self._waiting:
+            self._changed.set()
+            self._changed = anyio.Event()
 
 
 # --------------------------------------------------------------------------

@@ -85,20 +85,35 @@ def tracing(provider: TracerProvider | None, base_url: str) -> Tracing | None:
         return None
     # Without a provider the global one is used, even if it is set after the client.
     tracer = trace.get_tracer("activatepro_async", __version__, tracer_provider=provider)
-    return Tracing(trace, tracer, base_url)
+    return Tracing(trace, tracer, base_url, global_provider=provider is None)
 
 
 class Tracing:
     """Starts the spans of one client (and of its copies)."""
 
-    __slots__ = ("_server", "_trace", "_tracer")
+    __slots__ = ("_global", "_server", "_trace", "_tracer")
 
-    def __init__(self, trace: ModuleType, tracer: Tracer, base_url: str) -> None:
+    def __init__(
+        self, trace: ModuleType, tracer: Tracer, base_url: str, *, global_provider: bool = False
+    ) -> None:
         self._trace = trace
         self._tracer = tracer
+        self._global = global_provider
         parts = urlsplit(base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         self._server: dict[str, Any] = {"server.address": parts.hostname, "server.port": port}
+
+    def active(self) -> bool:
+        """Whether spans would be recorded: False while the global provider is unset.
+
+        Then the API's proxy hands out non-recording spans that carry the
+        caller's context as it is, so making none changes nothing but the cost
+        (about 30 µs per request). Asked per request: a provider set later is
+        used from then on.
+        """
+        return not self._global or not isinstance(
+            self._trace.get_tracer_provider(), self._trace.ProxyTracerProvider
+        )
 
     def start_try(self, method: str, template: str, attempt: int) -> Span:
         attributes: dict[str, Any] = {
