@@ -33,6 +33,7 @@ from ._options import (
     check_headers,
     check_timeout,
     merge_headers,
+    redacted_request,
     user_agent,
 )
 from ._otel import Tracing, error_type, set_counts, tracing
@@ -1001,7 +1002,6 @@ class AsyncClient:
                 f"percent-encoded, over the limit of {MAX_URL_LENGTH:,}: no user id, email, "
                 "business unit or tracking id is that long, check the value passed"
             )
-        headers = self._headers if content is None else self._json_headers
         tracing = self._tracing
         started = policy.clock()
         waits = policy.waits()
@@ -1015,7 +1015,7 @@ class AsyncClient:
             span = None if tracing is None else tracing.start_try(method, template or path, attempt)
             failed = False  # whether the span says why this try failed
             try:
-                outcome = await self._try(method, path, url, content, headers, attempt, span)
+                outcome = await self._try(method, path, url, content, attempt, span)
                 if isinstance(outcome, httpx.Response):
                     return outcome
                 error, cause, status, retryable = outcome
@@ -1060,7 +1060,6 @@ class AsyncClient:
         path: str,
         url: str,
         content: bytes | None,
-        headers: Mapping[str, str],
         attempt: int,
         span: Any,
     ) -> httpx.Response | tuple[Exception, BaseException, int | None, bool]:
@@ -1068,10 +1067,10 @@ class AsyncClient:
         sent = time.perf_counter()
         try:
             if span is None or self._tracing is None:
-                response = await self._send_once(method, url, content, headers)
+                response = await self._send_once(method, url, content)
             else:
                 with self._tracing.use(span):
-                    response = await self._send_once(method, url, content, headers)
+                    response = await self._send_once(method, url, content)
         except httpx.InvalidURL as exc:
             # The base URL was checked when the client was made, the path is
             # encoded and its length checked: this is a bug, said as a setting.
@@ -1084,6 +1083,12 @@ class AsyncClient:
             # hold the request (aiohttp's ClientResponseError keeps the headers, and
             # so the key, in its request_info).
             exc.__cause__ = exc.__context__ = None
+            # Handed to the retry hook and chained to the SDK's error: its request
+            # with the credentials shown as ***, and _send_once's frame (finished
+            # now) without the original in its locals.
+            if exc._request is not None:
+                exc.request = redacted_request(exc._request)
+            _forget_locals(exc)
             logger.debug(
                 "%s %s -> %s (attempt %d, %.1f ms)",
                 method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
@@ -1104,15 +1109,20 @@ class AsyncClient:
         error = _status_error(response, method, path, self._secret)
         return error, error, status, status in RETRYABLE_STATUSES
 
-    async def _send_once(
-        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
-    ) -> httpx.Response:
+    async def _send_once(self, method: str, url: str, content: bytes | None) -> httpx.Response:
         # httpx's timeouts bound each read and write; this bounds the whole try,
-        # so a server trickling bytes cannot stretch it.
+        # so a server trickling bytes cannot stretch it. The headers are never a
+        # local of the request path's frames: reporters that walk the dicts of
+        # frame locals (Sentry) would show the key's value.
+        request = None
         try:
             with anyio.fail_after(self._try_deadline):
                 request = self._http.build_request(
-                    method, url, content=content, headers=headers, timeout=self._timeout
+                    method,
+                    url,
+                    content=content,
+                    headers=self._headers if content is None else self._json_headers,
+                    timeout=self._timeout,
                 )
                 if content is not None:
                     request.stream = _Body(content)
@@ -1121,7 +1131,7 @@ class AsyncClient:
             _forget_locals(exc)
             if isinstance(exc, TimeoutError):
                 message = f"no complete response within {self._try_deadline:g} s"
-                raise httpx.TimeoutException(message) from exc
+                raise httpx.TimeoutException(message, request=request) from exc
             raise
 
     def _next_wait(
