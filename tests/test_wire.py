@@ -178,3 +178,20 @@ def test_the_sync_hash_of_a_user_without_such_floats_did_not_change() -> None:
     user.update(tags=["x", "Anne-Marie"], big=1e16, small=0.0001)
     # The hash that version 1 states hold for this user (before the fix, either encoder).
     assert content_hash(user).hex() == "67d6a1373a437878b9cc4f4340e895aa"
+
+
+def test_without_convert_both_encoders_write_dates_in_their_wire_form(encoder: str) -> None:
+    value = {"d": dt.date(2000, 1, 2), "t": [dt.datetime(2015, 10, 2, 8, 23, 53, tzinfo=UTC)]}
+    expected = b'{"d":"2000-01-02","t":["2015-10-02T08:23:53Z"]}'
+    assert wire.encode_json(value) == expected
+    assert wire.encode_json(value, sort_keys=True) == expected
+    assert wire.item_encoder(trusted=True)(value) == expected, "the parts of a whole alike"
+
+
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_without_convert_both_encoders_refuse_a_naive_datetime(
+    encoder: str, sort_keys: bool
+) -> None:
+    value = {"id": "1", "at": dt.datetime(2020, 1, 1)}
+    with pytest.raises(ValueError, match=r"naive datetime .*give it a time zone"):
+        wire.encode_json(value, sort_keys=sort_keys)
