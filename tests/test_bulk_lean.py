@@ -26,7 +26,7 @@ from activatepro_async import _wire as wire_module
 from activatepro_async._wire import encode_json
 from activatepro_async.models import user_to_wire
 
-from .test_bulk import MakeClient, MockAPI
+from .helpers import MakeClient, MockAPI
 
 pytestmark = pytest.mark.anyio
 
@@ -51,16 +51,6 @@ def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "stdlib":
         monkeypatch.setattr(wire_module, "_orjson", None)
     return str(request.param)
-
-
-@pytest.fixture
-def api() -> MockAPI:
-    return MockAPI()
-
-
-@pytest.fixture
-def client(api: MockAPI, make_client: MakeClient) -> AsyncClient:
-    return make_client(api)
 
 
 # -- what a generator yielded is what goes out --------------------------------
