@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import attrs
@@ -383,3 +383,20 @@ async def test_no_error_or_retry_event_holds_the_key_on_any_transport(
     for reached in (*events, *errors):
         assert KEY not in everything_reachable(reached)
         assert GATEWAY_TOKEN not in everything_reachable(reached)
+
+
+def test_the_redacted_copy_of_a_streamed_request_keeps_its_url_and_hides_the_key() -> None:
+    from activatepro_async._options import redacted_request
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"{}"  # pragma: no cover - never read
+
+    sent = httpx.Request(
+        "POST", "https://api.example.test/users/batch", content=body(),
+        headers={"X-XNG-AuthToken": KEY, "Cookie": f"s={GATEWAY_TOKEN}", "Accept": "x/y"},
+    )  # fmt: skip
+    shown = redacted_request(sent)
+    assert (shown.method, str(shown.url)) == ("POST", "https://api.example.test/users/batch")
+    assert shown.headers["X-XNG-AuthToken"] == shown.headers["Cookie"] == "***"
+    assert shown.headers["Accept"] == "x/y"
+    assert KEY not in everything_reachable(shown)

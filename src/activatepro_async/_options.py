@@ -80,7 +80,11 @@ def redacted_request(request: httpx.Request) -> httpx.Request:
         (name, b"***" if name.decode("latin-1").lower() in SENSITIVE_HEADERS else value)
         for name, value in request.headers.raw
     ]
-    return httpx.Request(request.method, request.url, headers=headers, content=request.content)
+    try:
+        content = request.content
+    except httpx.RequestNotRead:  # a streamed body (a transport of the user's own)
+        content = b""
+    return httpx.Request(request.method, request.url, headers=headers, content=content)
 
 
 def check_timeout(timeout: object) -> httpx.Timeout:
