@@ -13,7 +13,7 @@ import pytest
 
 from activatepro_async import AsyncClient, RetryPolicy
 
-from .helpers import API_KEY, FakeTime, Recorder
+from .helpers import API_KEY, FakeTime, MockAPI, Recorder
 
 #: The async backends every test that runs an event loop runs on.
 BACKENDS = ["asyncio", "trio"]
@@ -53,3 +53,15 @@ def make_client(fake_time: FakeTime) -> Callable[..., AsyncClient]:
         )
 
     return make
+
+
+@pytest.fixture
+def api() -> MockAPI:
+    """The bulk tests' mock of the batch API (a module may define its own ``api``)."""
+    return MockAPI()
+
+
+@pytest.fixture
+def client(api: MockAPI, make_client: Callable[..., AsyncClient]) -> AsyncClient:
+    """An AsyncClient on ``api`` (a module may define its own ``client``)."""
+    return make_client(api)

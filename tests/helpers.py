@@ -1,6 +1,7 @@
-"""What several test files share: a fake clock, a recording mock transport, the
-reference's example bodies, a Python subprocess runner, a TCP server on
-127.0.0.1 and ``activatepro serve`` in a subprocess.
+"""What several test files share: a fake clock, a recording mock transport, a
+mock of the batch API (``MockAPI``), the reference's example bodies, a Python
+subprocess runner, a TCP server on 127.0.0.1 and ``activatepro serve`` in a
+subprocess.
 
 Fixtures live in ``conftest.py``; these are plain functions and classes.
 """
@@ -17,11 +18,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 from anyio.abc import SocketAttribute, SocketStream
+
+if TYPE_CHECKING:
+    from activatepro_async import AsyncClient
 
 API_KEY = "test-key-d41d8cd98f00"
 
@@ -258,3 +263,126 @@ def sync_state_rows(path: str | os.PathLike[str]) -> dict[str, bytes]:
         return dict(db.execute("SELECT id, hash FROM users"))
     finally:
         db.close()
+
+
+# -- the bulk tests' mock of the batch API ------------------------------------------
+
+#: The ``make_client`` fixture's type.
+MakeClient = Callable[..., "AsyncClient"]
+
+
+class MockAPI:
+    """``POST /users/batch`` and ``GET /users/track/{id}``, validating like the API.
+
+    ``script`` holds what the next batch requests get instead of a normal
+    answer: a status (``429``, ``500``, ``401``...) or ``"drop"``; afterwards
+    requests are answered normally. ``hold`` is awaited inside every batch
+    request, so a test can keep requests in flight.
+    """
+
+    def __init__(self, *script: int | str) -> None:
+        self.script = list(script)
+        self.users: dict[str, dict[str, Any]] = {}
+        #: Item ids of every batch request, in arrival order (also faulted ones).
+        self.arrivals: list[list[str]] = []
+        #: Parsed bodies of the batches that were accepted, in arrival order.
+        self.accepted: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        #: In-flight count seen by each batch request as it arrived.
+        self.in_flight_at_arrival: list[int] = []
+        self.hold: Callable[[MockAPI], Awaitable[None]] | None = None
+        self.tracking: dict[str, dict[str, int]] = {}
+        self.pending_polls = 0
+        self.polls: dict[str, int] = {}
+        self.transport = httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        if request.url.path.startswith("/users/track/"):
+            return self.track(request.url.path.rsplit("/", 1)[1])
+        assert request.method == "POST"
+        assert request.url.path == "/users/batch"
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.in_flight_at_arrival.append(self.in_flight)
+        try:
+            await anyio.lowlevel.checkpoint()  # let the other workers send meanwhile
+            if self.hold is not None:
+                await self.hold(self)
+            return self.batch(request)
+        finally:
+            self.in_flight -= 1
+
+    def batch(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.bodies.append(request.content)
+        items = [*body["updated"], *body["deleted"]]
+        self.arrivals.append([item.get("id") for item in items])
+        if self.script:
+            what = self.script.pop(0)
+            if what == "drop":
+                raise httpx.RemoteProtocolError("Server disconnected", request=request)
+            assert isinstance(what, int)
+            headers = {"Retry-After": "0"} if what in (429, 503) else {}
+            return httpx.Response(what, json={"errors": []}, headers=headers)
+        if request.headers.get("X-XNG-AuthToken") != API_KEY:
+            return httpx.Response(401)
+        assert request.headers["X-XNG-ApiVersion"] == "2"
+        if len(items) > 1000:
+            return error_reply(400, [(9, "/updated")])
+        if not items:
+            return error_reply(400, [(2, "/updated")])
+        errors: list[tuple[int, str]] = []
+        for index, user in enumerate(body["updated"]):
+            user_errors = self.user_errors(user, f"/updated/{index}")
+            errors += user_errors
+            if not user_errors:
+                self.users.setdefault(user["id"], {}).update(user)
+        for index, item in enumerate(body["deleted"]):
+            if not isinstance(item.get("id"), str) or not item["id"]:
+                errors.append((2, f"/deleted/{index}/id"))
+            else:
+                self.users.pop(item["id"], None)
+        tracking_id = f"t{len(self.tracking)}"
+        invalid = len({pointer.split("/")[2] for _, pointer in errors})
+        self.tracking[tracking_id] = {"total": len(items), "error": invalid}
+        self.accepted.append(body)
+        if errors:
+            return error_reply(400, errors, trackingId=tracking_id)
+        return httpx.Response(202, json={"trackingId": tracking_id})
+
+    @staticmethod
+    def user_errors(user: Any, prefix: str) -> list[tuple[int, str]]:
+        if not isinstance(user, dict):
+            return [(2, prefix)]
+        errors = []
+        if not isinstance(user.get("id"), str) or not user["id"]:
+            errors.append((2, f"{prefix}/id"))
+        email = user.get("email")
+        if not isinstance(email, str) or "@" not in email or " " in email:
+            errors.append((4, f"{prefix}/email"))
+        return errors
+
+    def track(self, tracking_id: str) -> httpx.Response:
+        if tracking_id not in self.tracking:
+            return httpx.Response(404)
+        counts = self.tracking[tracking_id]
+        polls = self.polls[tracking_id] = self.polls.get(tracking_id, 0) + 1
+        stage = "PENDING" if polls <= self.pending_polls else "PROCESSED"
+        total, error = counts["total"], counts["error"]
+        success = total - error if stage == "PROCESSED" else 0
+        body = {"stage": stage, "total": total, "success": success, "error": error}
+        return httpx.Response(200, json=body)
+
+
+def error_reply(status: int, errors: list[tuple[int, str]], **extra: Any) -> httpx.Response:
+    body = {
+        "errors": [
+            {"code": str(code), "title": "t", "details": "d", "source": {"pointer": pointer}}
+            for code, pointer in errors
+        ],
+        **extra,
+    }
+    return httpx.Response(status, json=body)

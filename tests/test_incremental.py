@@ -102,6 +102,25 @@ async def test_a_changed_row_is_resent_alone_and_key_order_does_not_matter(
     assert emulator.user("u7")["firstName"] == "B"  # type: ignore[index]
 
 
+async def test_adding_or_removing_orjson_changes_no_users_hash(
+    state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from activatepro_async import _wire
+    from activatepro_async.emulator import DEFAULT_ATTRIBUTES, AttributeType
+
+    emulator = Emulator((KEY,), attributes={**DEFAULT_ATTRIBUTES, "score": AttributeType.FLOAT})
+    if _wire._orjson is None:  # pragma: no cover - the [fast] extra is a dev dependency
+        pytest.skip("orjson is not installed")
+    # Floats that orjson and the standard library write differently ("1e-7", "1e-07").
+    tiny = [{**user, "score": 1e-7 * (i + 1)} for i, user in enumerate(users(10))]
+    await sync(emulator, state, tiny)  # with the [fast] extra's orjson
+    monkeypatch.setattr(_wire, "_orjson", None)  # then without it
+    before = len(emulator.requests)
+    again = await sync(emulator, state, tiny)
+    assert (again.unchanged, again.sent) == (10, 0)
+    assert len(emulator.requests) == before
+
+
 async def test_a_batch_processed_with_errors_confirms_none_of_its_users(
     emulator: Emulator, state: str
 ) -> None:

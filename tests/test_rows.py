@@ -105,6 +105,36 @@ def test_a_source_without_a_required_key_names_the_rename_that_gives_it(
         rules(spelling=spelling).keys(["customer", "email"], "users.csv")
 
 
+@pytest.mark.parametrize(
+    ("spelling", "drop", "rename", "give"),
+    [
+        (COMMAND, "--map email=", "--map email=mail", "--map COLUMN=email"),
+        (
+            SPARK,
+            "mapping={'email': None}",
+            "mapping={'email': 'mail'}",
+            "mapping={'COLUMN': 'email'}",
+        ),
+    ],
+)
+def test_a_required_column_mapped_away_is_named_as_mapped_away(
+    spelling: Spelling, drop: str, rename: str, give: str
+) -> None:
+    # Not "has no 'email' column (its columns: 'id', 'email')": it has one.
+    with pytest.raises(ValueError, match=exactly(
+        f"{drop} leaves out column 'email', but every user needs 'email': keep that "
+        f"column, or name the one that holds 'email' with {give}"
+    )):  # fmt: skip
+        rules({"email": None}, spelling=spelling).keys(["id", "email"], "users.csv")
+    with pytest.raises(ValueError, match=exactly(
+        f"{rename} makes column 'email' 'mail', but every user needs 'email': keep that "
+        f"column, or name the one that holds 'email' with {give}"
+    )):  # fmt: skip
+        rules({"email": "mail"}, spelling=spelling).keys(["id", "email"], "users.csv")
+    with pytest.raises(ValueError, match="leaves out column 'id'"):
+        rules({"id": None}, operation="delete", spelling=spelling).keys(["id"], "ids.csv")
+
+
 def test_an_upsert_needs_an_email_column_and_a_delete_does_not() -> None:
     with pytest.raises(ValueError, match="has no 'email' column"):
         rules().keys(["id", "name"], "users.csv")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+import types
+from collections.abc import AsyncIterator, Callable
 
 import anyio
+import attrs
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from activatepro_async import (
     Client,
     ConfigurationError,
     ErrorCode,
+    RetryEvent,
     RetryPolicy,
     ValidationError,
 )
@@ -292,3 +295,108 @@ async def test_what_people_see_of_an_error_body_is_redacted(
     # Not everything_shown(): this test's own frame holds the body it made.
     for shown in (str(caught.value), repr(caught.value), repr(vars(caught.value))):
         assert KEY not in shown
+
+
+# -- what code can reach, not only what is printed ------------------------------------------
+
+
+def everything_reachable(root: object) -> str:
+    """All text reachable from ``root`` by reading attributes, as a crash reporter
+    that serialises containers (Sentry walks dicts and lists of frame locals) or
+    a user's ``on_retry`` hook logging ``event.exception.request.headers`` would.
+
+    Walked: exceptions (attributes, chain, group members, every frame's locals),
+    attrs instances (``RetryEvent``), httpx requests (headers and URL),
+    mappings and sequences. Anything else is its ``repr``: the SDK's clients
+    hold the key by design and hide it there.
+    """
+    shown: list[str] = []
+    seen: set[int] = set()
+    todo: list[object] = [root]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (str, bytes)):
+            shown.append(item.decode("latin-1") if isinstance(item, bytes) else item)
+        elif isinstance(item, BaseException):
+            todo += [item.__cause__, item.__context__, *getattr(item, "exceptions", ())]
+            todo += [vars(item), item.__traceback__, str(item)]
+            if isinstance(item, httpx.RequestError) and item._request is not None:
+                todo.append(item.request)
+        elif isinstance(item, types.TracebackType):
+            todo += [item.tb_next, dict(item.tb_frame.f_locals)]
+        elif isinstance(item, httpx.Request):
+            todo += [str(item.url), list(item.headers.raw)]
+        elif isinstance(item, httpx.Headers):
+            todo.append(list(item.raw))
+        elif isinstance(item, dict):
+            todo += [*map(str, item.keys()), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo += list(item)
+        elif attrs.has(type(item)):
+            todo += [getattr(item, field.name) for field in attrs.fields(type(item))]
+        elif item is not None:
+            shown.append(repr(item))
+    return "\n".join(shown)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failure", ["refused", "drop", "not http", "timeout"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_no_error_or_retry_event_holds_the_key_on_any_transport(
+    transport: str,
+    failure: str,
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_time: FakeTime,
+) -> None:
+    # A hook that logs what it is given: event.exception.request.headers, say.
+    events: list[RetryEvent] = []
+    use_transport(transport, anyio_backend, monkeypatch)
+    retry = RetryPolicy(
+        max_retries=1, sleep=fake_time.sleep, clock=fake_time.clock, on_retry=events.append
+    )
+    mode, answer = FAILURES[failure]
+    with LoopbackServer(mode, answer) as server:
+        url = closed_port_url() if failure == "refused" else server.url
+        async with AsyncClient(
+            KEY, base_url=url, retry=retry, timeout=0.2,
+            default_headers={"Authorization": f"Bearer {GATEWAY_TOKEN}"},
+        ) as client:  # fmt: skip
+            errors: list[BaseException] = []
+            for call in (lambda: client.get_user("42"), lambda: client.upsert_user(USER)):
+                with pytest.raises(APIConnectionError) as caught:
+                    await call()
+                errors.append(caught.value)
+            result = await client.upsert_many([USER], raise_on_failure=False)
+            assert_picked(client, transport)
+    errors.append(result.failed_chunks[0].exception)
+    assert len(events) >= 3, "every call was retried"
+    # What the hook and the error still tell: the request that failed, by method and URL.
+    first = events[0].exception
+    assert isinstance(first, httpx.RequestError)
+    assert (first.request.method, first.request.url.path) == ("GET", "/users/42")
+    assert isinstance(errors[0].__cause__, httpx.RequestError)
+    assert errors[0].__cause__.request.headers["X-XNG-AuthToken"] == "***"
+    for reached in (*events, *errors):
+        assert KEY not in everything_reachable(reached)
+        assert GATEWAY_TOKEN not in everything_reachable(reached)
+
+
+def test_the_redacted_copy_of_a_streamed_request_keeps_its_url_and_hides_the_key() -> None:
+    from activatepro_async._options import redacted_request
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"{}"  # pragma: no cover - never read
+
+    sent = httpx.Request(
+        "POST", "https://api.example.test/users/batch", content=body(),
+        headers={"X-XNG-AuthToken": KEY, "Cookie": f"s={GATEWAY_TOKEN}", "Accept": "x/y"},
+    )  # fmt: skip
+    shown = redacted_request(sent)
+    assert (shown.method, str(shown.url)) == ("POST", "https://api.example.test/users/batch")
+    assert shown.headers["X-XNG-AuthToken"] == shown.headers["Cookie"] == "***"
+    assert shown.headers["Accept"] == "x/y"
+    assert KEY not in everything_reachable(shown)

@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 import sys
+import warnings
 from collections.abc import Iterator
 
 import anyio
@@ -25,7 +26,7 @@ from activatepro_async._transport import AutoTransport, fast_transport_available
 from activatepro_async.emulator import Emulator, Faults
 
 from .helpers import API_KEY
-from .loopback import LoopbackServer
+from .loopback import TRANSPORTS, LoopbackServer, assert_picked, http_response, use_transport
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +219,28 @@ def test_the_sync_facade_uses_the_fast_transport(server: LoopbackServer) -> None
         assert client.get_user("42").id == "42"
     assert server.accepted == 1  # one kept-alive connection on the portal's loop
     gc.collect()
+
+
+# -- large bodies -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_body_over_one_mib_goes_out_whole_without_a_warning(
+    transport: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp warns (ResourceWarning) for raw bytes over 1 MiB; under -W error, or a
+    # test suite's filterwarnings = error (this one's), that failed the request.
+    use_transport(transport, anyio_backend, monkeypatch)
+    users = [{"id": f"u{i}", "email": f"u{i}@example.com", "bio": "x" * 3000} for i in range(500)]
+    with LoopbackServer("ok", http_response(202, b'{"trackingId":"t-1"}')) as server:
+        async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+            accepted = await client.batch(users)  # warnings are errors here
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                await client.batch(users)
+            assert_picked(client, transport)
+    assert accepted.tracking_id == "t-1"
+    assert [str(w.message) for w in seen] == []
+    head = server.heads[0]
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert length > 1024 * 1024, "the body is over aiohttp's 1 MiB"

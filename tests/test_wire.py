@@ -131,3 +131,67 @@ def test_sort_keys_gives_one_text_per_value_on_both_encoders(encoder: str) -> No
     assert wire.encode_json(a) != wire.encode_json(b)  # unsorted: the order as built
     with pytest.raises(ValueError, match="NaN"):
         wire.encode_json({"b": float("nan")}, sort_keys=True)
+
+
+#: Floats whose text orjson and the standard library once wrote differently
+#: ("1e-7" / "1e-07", "0.00001" / "1e-05"), and some they always wrote alike.
+FLOATS = [1e-7, 1.5e-6, 1e-5, 2.5e-5, 8.000081126279623e-05, 5e-324, 1e-300, 0.0001, 1e16, -0.0]
+
+
+def test_sort_keys_writes_each_float_as_both_encoders_would_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if wire._orjson is None:  # pragma: no cover - the [fast] extra is a dev dependency
+        pytest.skip("orjson is not installed")
+    value = {"f": FLOATS, "s": "1e-7 0.00001", "n": {"x": 1e-7}}
+    with_orjson = wire.encode_json(value, sort_keys=True)
+    monkeypatch.setattr(wire, "_orjson", None)
+    assert wire.encode_json(value, sort_keys=True) == with_orjson
+    assert b'"x":1e-07' in with_orjson, "the standard library's text, repr's"
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+        max_size=4,
+    )
+)
+def test_the_sync_hash_is_the_same_with_and_without_orjson(value: dict[str, Any]) -> None:
+    from activatepro_async._syncstate import content_hash
+
+    if wire._orjson is None:  # pragma: no cover - the [fast] extra is a dev dependency
+        pytest.skip("orjson is not installed")
+    fast = content_hash(value)
+    # Not monkeypatch: a hypothesis test runs many examples in one fixture scope.
+    saved, wire._orjson = wire._orjson, None  # type: ignore[assignment]
+    try:
+        assert content_hash(value) == fast
+    finally:
+        wire._orjson = saved
+
+
+def test_the_sync_hash_of_a_user_without_such_floats_did_not_change() -> None:
+    from activatepro_async._syncstate import content_hash
+
+    user = {"id": "u1", "email": "anne-marie@example.com", "score": 0.5, "n": 3}
+    user.update(tags=["x", "Anne-Marie"], big=1e16, small=0.0001)
+    # The hash that version 1 states hold for this user (before the fix, either encoder).
+    assert content_hash(user).hex() == "67d6a1373a437878b9cc4f4340e895aa"
+
+
+def test_without_convert_both_encoders_write_dates_in_their_wire_form(encoder: str) -> None:
+    value = {"d": dt.date(2000, 1, 2), "t": [dt.datetime(2015, 10, 2, 8, 23, 53, tzinfo=UTC)]}
+    expected = b'{"d":"2000-01-02","t":["2015-10-02T08:23:53Z"]}'
+    assert wire.encode_json(value) == expected
+    assert wire.encode_json(value, sort_keys=True) == expected
+    assert wire.item_encoder(trusted=True)(value) == expected, "the parts of a whole alike"
+
+
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_without_convert_both_encoders_refuse_a_naive_datetime(
+    encoder: str, sort_keys: bool
+) -> None:
+    value = {"id": "1", "at": dt.datetime(2020, 1, 1)}
+    with pytest.raises(ValueError, match=r"naive datetime .*give it a time zone"):
+        wire.encode_json(value, sort_keys=sort_keys)

@@ -16,7 +16,7 @@ import httpx
 from ._version import __version__
 from .errors import ConfigurationError
 
-__all__ = ["NOT_GIVEN", "SDK_USER_AGENT", "NotGiven", "RedactedHeaders"]
+__all__ = ["NOT_GIVEN", "SDK_USER_AGENT", "NotGiven", "RedactedHeaders", "redacted_request"]
 
 #: What the SDK adds to every User-Agent, the user's own or none.
 SDK_USER_AGENT: Final = f"activatepro-async/{__version__}"
@@ -67,6 +67,24 @@ class RedactedHeaders(dict[str, str]):
 
     def __repr__(self) -> str:
         return repr({k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in self.items()})
+
+
+def redacted_request(request: httpx.Request) -> httpx.Request:
+    """A copy of ``request`` with its credentials' values replaced by ``***``.
+
+    What the SDK hands out of a request that failed (``RetryEvent.exception.request``,
+    ``APIConnectionError.__cause__.request``): a hook or crash reporter that logs
+    its headers would otherwise log the key. Method, URL and body are kept.
+    """
+    headers = [
+        (name, b"***" if name.decode("latin-1").lower() in SENSITIVE_HEADERS else value)
+        for name, value in request.headers.raw
+    ]
+    try:
+        content = request.content
+    except httpx.RequestNotRead:  # a streamed body (a transport of the user's own)
+        content = b""
+    return httpx.Request(request.method, request.url, headers=headers, content=content)
 
 
 def check_timeout(timeout: object) -> httpx.Timeout:

@@ -333,11 +333,25 @@ class RowRules:
                     f"(its columns: {listed})"
                 )
         for key in self.required:
-            if key not in seen:
-                raise ValueError(
-                    f"{source} has no {key!r} column (its columns: {listed}): name the one "
-                    f"that holds it with {spelling.rename.format(column='COLUMN', key=key)}"
+            if key in seen:
+                continue
+            give = spelling.rename.format(column="COLUMN", key=key)
+            if key in columns:  # there is one, but the mapping took it away
+                new = self.renames[key]
+                what = (
+                    f"{spelling.drop.format(column=key)} leaves out column {key!r}"
+                    if new is None
+                    else f"{spelling.rename.format(column=key, key=new)} makes column "
+                    f"{key!r} {new!r}"
                 )
+                raise ValueError(
+                    f"{what}, but every user needs {key!r}: keep that column, or name "
+                    f"the one that holds {key!r} with {give}"
+                )
+            raise ValueError(
+                f"{source} has no {key!r} column (its columns: {listed}): name the one "
+                f"that holds it with {give}"
+            )
         return keys
 
     # -- one row --------------------------------------------------------------------

@@ -6,8 +6,9 @@ formats a date or refuses a NaN. This module imports nothing of the package.
 
 - Values: a ``date`` is ``"1982-08-30"``, an aware ``datetime`` is UTC with
   ``Z`` (``"2015-10-02T08:23:53Z"``, a fraction only when there is one), a
-  naive ``datetime`` is refused (the API stores UTC: say which zone), dicts and
-  lists are converted inside; NaN and the infinities are refused when encoding.
+  naive ``datetime`` is refused (the API stores UTC: say which zone), a naive
+  ``time`` is ``"08:30:00"``, dicts and lists are converted inside, by either
+  JSON encoder, with or without ``convert=``; NaN and the infinities are refused when encoding.
 - JSON: compact UTF-8; orjson when installed (about ten times faster on bulk
   bodies), else the standard library, with the same meaning: orjson alone would
   write NaN as ``null`` (which clears an attribute), so a body with ``null`` in
@@ -111,6 +112,10 @@ def value_to_wire(value: Any) -> Any:
         return datetime_to_wire(value)
     if isinstance(value, dt.date):
         return date_to_wire(value)
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        # A time of day, "08:30:00": what orjson wrote for it before dates got
+        # their wire form on both encoders (an aware one has no such form).
+        return value.isoformat()
     if isinstance(value, Mapping):
         return {k: value_to_wire(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -131,6 +136,10 @@ def attributes_to_wire(attributes: Mapping[str, Any], out: dict[str, Any]) -> No
 # `b"null" in body`, faster: re's literal search took 139 µs per 1000-user chunk
 # with orjson's encoding, the `in` operator 175 (its skip table suits JSON badly).
 _find_null = re.compile(rb"null").search
+# Where orjson's text of a float may not be the standard library's: a negative
+# exponent (orjson "1e-7", "0.00001"; the standard library "1e-07", "1e-05").
+# Strings and every other value are written alike (tests/test_wire.py).
+_find_encoder_dependent = re.compile(rb"[0-9]e-|0\.0000").search
 
 
 def has_non_finite(value: Any) -> bool:
@@ -154,7 +163,7 @@ def _non_finite_error() -> ValueError:
 def _convert(value: Any) -> Any:
     """The encoders' ``default``: what :func:`value_to_wire` makes of a value they met.
 
-    A value it leaves as it is (a ``time``, a ``str`` subclass, a set) is one
+    A value it leaves as it is (an aware ``time``, a ``str`` subclass, a set) is one
     the encoder cannot write as converting first would: a ``TypeError``, and the
     caller converts first. A naive datetime raises its ``ValueError``.
     """
@@ -179,16 +188,22 @@ if _orjson is not None:
         default=_convert,
         option=_CONVERT_OPTIONS,
     )
+    # Without convert=, dates still get the wire form and a naive datetime is
+    # still refused, as the standard library's encoder does (its default is
+    # _convert too): orjson's own forms would differ ("+00:00", no zone).
+    _plain_dumps: Callable[[Any], bytes] = functools.partial(
+        _orjson.dumps, default=_convert, option=_orjson.OPT_PASSTHROUGH_DATETIME
+    )
 
 
-def _stdlib_encode(value: Any, convert: bool = False, sort_keys: bool = False) -> bytes:
+def _stdlib_encode(value: Any, sort_keys: bool = False) -> bytes:
     try:
         text = json.dumps(
             value,
             separators=(",", ":"),
             ensure_ascii=False,
             allow_nan=False,
-            default=_convert if convert else None,
+            default=_convert,
             sort_keys=sort_keys,
         )
     except ValueError:
@@ -214,28 +229,36 @@ def encode_json_telling(
             if sort_keys:
                 body: bytes = _orjson.dumps(
                     value,
-                    default=_convert if convert else None,
-                    option=_orjson.OPT_SORT_KEYS | (_CONVERT_OPTIONS if convert else 0),
+                    default=_convert,
+                    option=_orjson.OPT_SORT_KEYS
+                    | (_CONVERT_OPTIONS if convert else _orjson.OPT_PASSTHROUGH_DATETIME),
                 )
             else:
-                body = _convert_dumps(value) if convert else _orjson.dumps(value)
+                body = _convert_dumps(value) if convert else _plain_dumps(value)
         except TypeError:  # orjson.JSONEncodeError: let the standard library decide
             if convert:
                 raise
         else:
             # "null" is in every body that had a non-finite float; the walk is
             # paid only then.
-            if _find_null(body) is None or not has_non_finite(value):
+            if _find_null(body) is not None and has_non_finite(value):
+                raise _non_finite_error()
+            if not sort_keys or _find_encoder_dependent(body) is None:
                 return body, True
-            raise _non_finite_error()
-    return _stdlib_encode(value, convert, sort_keys), False
+            # Sorted keys promise one text per value, whichever encoder is
+            # installed (the sync state hashes it): the standard library's floats.
+    return _stdlib_encode(value, sort_keys), False
 
 
 def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact UTF-8 JSON of ``value``; ``ValueError``/``TypeError`` for what JSON cannot carry.
 
+    Dates and datetimes in it are written in their wire form
+    (:func:`value_to_wire`; a naive datetime is a ``ValueError``), by either encoder.
+
     ``sort_keys`` sorts the keys of every object inside: one value, one text,
-    whatever the order its dicts were built in (the sync state hashes it).
+    whatever the order its dicts were built in and whether orjson is installed
+    (the sync state hashes it; a float is written as ``repr`` writes it).
     """
     return encode_json_telling(value, sort_keys=sort_keys)[0]
 
@@ -264,7 +287,7 @@ def item_encoder(trusted: bool, *, convert: bool = False) -> Callable[[Any], byt
     each part as it is, without the checks; ``convert`` as the whole was made.
     """
     if trusted and _orjson is not None:
-        return _convert_dumps if convert else _orjson.dumps
+        return _convert_dumps if convert else _plain_dumps
     if convert:  # the whole was the standard library's (no orjson here)
-        return functools.partial(_stdlib_encode, convert=True)
+        return _stdlib_encode
     return encode_json

@@ -34,6 +34,7 @@ from ._options import (
     check_headers,
     check_timeout,
     merge_headers,
+    redacted_request,
     user_agent,
 )
 from ._otel import Tracing, error_type, set_counts, tracing
@@ -1048,7 +1049,6 @@ class AsyncClient:
                 f"percent-encoded, over the limit of {MAX_URL_LENGTH:,}: no user id, email, "
                 "business unit or tracking id is that long, check the value passed"
             )
-        headers = self._headers if content is None else self._json_headers
         tracing = self._tracing
         if tracing is not None and not tracing.active():
             tracing = None  # no span would be recorded: none is made
@@ -1064,7 +1064,7 @@ class AsyncClient:
             span = None if tracing is None else tracing.start_try(method, template or path, attempt)
             failed = False  # whether the span says why this try failed
             try:
-                outcome = await self._try(method, path, url, content, headers, attempt, span)
+                outcome = await self._try(method, path, url, content, attempt, span)
                 if isinstance(outcome, httpx.Response):
                     return outcome
                 error, cause, status, retryable = outcome
@@ -1109,7 +1109,6 @@ class AsyncClient:
         path: str,
         url: str,
         content: bytes | None,
-        headers: Mapping[str, str],
         attempt: int,
         span: Any,
     ) -> httpx.Response | tuple[Exception, BaseException, int | None, bool]:
@@ -1117,10 +1116,10 @@ class AsyncClient:
         sent = time.perf_counter()
         try:
             if span is None or self._tracing is None:
-                response = await self._send_once(method, url, content, headers)
+                response = await self._send_once(method, url, content)
             else:
                 with self._tracing.use(span):
-                    response = await self._send_once(method, url, content, headers)
+                    response = await self._send_once(method, url, content)
         except httpx.InvalidURL as exc:
             # The base URL was checked when the client was made, the path is
             # encoded and its length checked: this is a bug, said as a setting.
@@ -1133,6 +1132,12 @@ class AsyncClient:
             # hold the request (aiohttp's ClientResponseError keeps the headers, and
             # so the key, in its request_info).
             exc.__cause__ = exc.__context__ = None
+            # Handed to the retry hook and chained to the SDK's error: its request
+            # with the credentials shown as ***, and _send_once's frame (finished
+            # now) without the original in its locals.
+            if exc._request is not None:
+                exc.request = redacted_request(exc._request)
+            _forget_locals(exc)
             logger.debug(
                 "%s %s -> %s (attempt %d, %.1f ms)",
                 method, path, type(exc).__name__, attempt, (time.perf_counter() - sent) * 1e3,
@@ -1153,15 +1158,16 @@ class AsyncClient:
         error = _status_error(response, method, path, self._secret)
         return error, error, status, status in RETRYABLE_STATUSES
 
-    async def _send_once(
-        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
-    ) -> httpx.Response:
+    async def _send_once(self, method: str, url: str, content: bytes | None) -> httpx.Response:
         # httpx's timeouts bound each read and write; this scope bounds the whole
         # try, so a server trickling bytes cannot stretch it. (A CancelScope, not
         # anyio.fail_after, whose two generator context managers cost more per
-        # request than the scope itself.)
+        # request than the scope itself.) The headers are never a local of the
+        # request path's frames: reporters that walk the dicts of frame locals
+        # (Sentry) would show the key's value.
         deadline = self._try_deadline
         prepared = self._prepared
+        request = None
         try:
             with anyio.CancelScope(
                 deadline=math.inf if deadline is None else anyio.current_time() + deadline
@@ -1169,7 +1175,11 @@ class AsyncClient:
                 if prepared is None or self._http.cookies:
                     # A user's client, or cookies a server set: httpx merges them in.
                     request = self._http.build_request(
-                        method, url, content=content, headers=headers, timeout=self._timeout
+                        method,
+                        url,
+                        content=content,
+                        headers=self._headers if content is None else self._json_headers,
+                        timeout=self._timeout,
                     )
                 else:  # what build_request would make, without merging again
                     request = httpx.Request(
@@ -1186,7 +1196,7 @@ class AsyncClient:
             _forget_locals(exc)
             raise
         # Only the deadline's cancellation ends the scope without a return.
-        raise httpx.TimeoutException(f"no complete response within {deadline:g} s")
+        raise httpx.TimeoutException(f"no complete response within {deadline:g} s", request=request)
 
     def _next_wait(
         self, waits: Any, retry_after: float | None, attempt: int, started: float

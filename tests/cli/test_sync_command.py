@@ -232,3 +232,15 @@ def test_jsonl_from_stdin_syncs_too(invoke: Invoke, emulator: Emulator, tmp_path
     )
     assert summary(invoke(*args, input=reordered))["sync"]["unchanged"] == 7
     assert len(emulator.requests) == before
+
+
+def test_a_required_column_mapped_away_is_refused_in_words_that_fit(
+    invoke: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    csv = write(tmp_path / "crm.csv", "id,email\n1,a@example.com\n")
+    result = invoke("sync", csv, "--state", str(tmp_path / "crm.sync"), "--map", "email=")
+    assert_usage_error(
+        result, "--map email= leaves out column 'email', but every user needs 'email'"
+    )
+    assert "has no 'email' column" not in result.output
+    assert emulator.requests == []

@@ -180,3 +180,24 @@ def test_an_arrow_partition_that_breaks_while_read_fails_the_task_with_its_own_e
     # As on the Row path: Spark runs the failed task again, on its partition only.
     with pytest.raises(OSError, match="lost its shuffle file"):
         list(_executor.run_arrow_task(job(server.base_url), Broadcast(API_KEY), batches()))
+
+
+def test_a_null_id_to_delete_reads_the_same_on_the_row_and_the_arrow_path() -> None:
+    # No JVM: the Row path's converter and the columnar path, on the same ids.
+    import pyarrow as pa
+
+    from activatepro_async import Client
+    from activatepro_async.emulator import Emulator
+    from activatepro_async.integrations.spark._columns import delete_converter
+
+    emulator = Emulator((API_KEY,))
+    rows = [("a",), (None,), ("b",)]
+    details = []
+    with Client(API_KEY, base_url="http://e", transport=emulator.transport()) as client:
+        for items in (map(delete_converter, rows), pa.table({"id": [r[0] for r in rows]})):
+            result = client.delete_many(items, raise_on_failure=False)
+            [reject] = result.rejected
+            details.append(
+                (reject.position, [(e.code, e.details, e.pointer) for e in reject.errors])
+            )
+    assert details[0] == details[1] == (1, [(2, "the user has no id", "/id")])

@@ -23,6 +23,11 @@ SHA-256 of the previous line's ``check`` and the line's canonical JSON (sorted
 keys, without ``check``). A changed byte, a lost, repeated or moved line, or a
 line from another journal breaks the chain.
 
+One run at a time: the journal is locked (``flock`` on POSIX, ``msvcrt.locking``
+on Windows) from before it is read until the run ends. The OS drops the lock
+with the process, so a killed run leaves none behind; a second run on the same
+journal is refused with a :class:`JournalError` instead of interleaving lines.
+
 A line is written, flushed and fsynced as a whole once its chunks are
 settled (after their rejects went to the rejects file), so a run killed at
 any moment leaves only whole lines, and at most a torn last line (bytes
@@ -50,6 +55,7 @@ import itertools
 import json
 import os
 import stat
+import sys
 from typing import IO, Any
 
 import attrs
@@ -67,6 +73,29 @@ _STAGES = ("read", "local", "api")
 
 class JournalError(Exception):
     """The journal cannot be used for this run (the message says why and what to do)."""
+
+
+def _lock(file: IO[bytes]) -> bool:
+    """Lock ``file`` for this process, without waiting; False when another holds it.
+
+    An OS lock, not a lock file: it goes when the process does, killed or not.
+    """
+    if sys.platform == "win32":
+        import msvcrt
+
+        file.seek(0)  # msvcrt locks the bytes from the position; past the end is allowed
+        try:
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:  # "cannot lock": another process holds it
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 @attrs.frozen
@@ -231,6 +260,7 @@ class Journal:
         self.path = path
         self.header = header
         self._file: IO[bytes] | None = None
+        self._locked = False
         # The check of the last line, which the next line's check continues.
         self._check = ""
         self._spans = _Spans()
@@ -260,15 +290,30 @@ class Journal:
             "options": options,
         }
         journal = cls(path, header)
-        data = journal._read()
-        # Where the journal's whole lines end; None: a new journal, or one with no whole line.
-        keep = None if data is None else journal._load(data)
+        journal._check_regular()
         try:
-            # "x" for a new file: one that appeared since it was read is not ours.
-            mode = "xb" if data is None else "ab"
-            journal._file = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()
+            # Opened (created if need be) and locked before it is read, so no other
+            # run can append between our read and our writes. Appends only.
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            journal._file = os.fdopen(os.open(path, flags, 0o666), "r+b", buffering=0)
         except OSError as exc:
+            readable = journal._read()
+            if readable is not None:  # a file not ours, or not this run's, says so first
+                journal._load(readable)
             raise JournalError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
+        try:
+            journal._locked = _lock(journal._file)
+            if not journal._locked:
+                raise JournalError(
+                    f"another activatepro run is using the journal {path}: wait for it to "
+                    "end, or pass another --journal file"
+                )
+            data = journal._file.read() or None
+            # Where the journal's whole lines end; None: a new journal, or one with no whole line.
+            keep = None if data is None else journal._load(data)
+        except BaseException:
+            journal.close()
+            raise
         try:
             if keep is None:
                 journal._file.truncate(0)
@@ -281,21 +326,27 @@ class Journal:
             raise JournalError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
         return journal
 
-    def _read(self) -> bytes | None:
-        """The journal's bytes, or None when there is no file yet."""
+    def _check_regular(self) -> None:
+        """Refuse a FIFO, a directory or a device (before opening: a FIFO would block)."""
         try:
             if not stat.S_ISREG(os.stat(self.path).st_mode):
                 raise JournalError(
                     f"{self.path} is not a regular file: pass a file path to --journal"
                 )
-            with open(self.path, "rb") as f:
-                return f.read()
         except FileNotFoundError:
-            return None
+            return
         except OSError as exc:
             raise JournalError(
                 f"cannot read the journal {self.path}: {exc.strerror or exc}"
             ) from None
+
+    def _read(self) -> bytes | None:
+        """The journal's bytes, or None when there is no file yet (or it cannot be read)."""
+        try:
+            with open(self.path, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
 
     def _load(self, data: bytes) -> int | None:
         """Check the whole journal, then take its records; where its whole lines end."""
@@ -475,5 +526,11 @@ class Journal:
     def close(self) -> None:
         """Close the file."""
         if self._file is not None:
+            if sys.platform == "win32" and self._locked:
+                import msvcrt
+
+                # Windows wants a region unlocked before its file is closed.
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
             self._file.close()
             self._file = None

@@ -184,7 +184,11 @@ def batch_converter(plan: Plan) -> Callable[[pa.RecordBatch], pa.RecordBatch] | 
     return convert
 
 
-def delete_converter(row: Sequence[Any]) -> str | None:
-    """The id of a selected row (a null id is rejected by the bulk engine)."""
-    value: str | None = row[0]
-    return value
+def delete_converter(row: Sequence[Any]) -> dict[str, Any]:
+    """A selected row as the user to delete, ``{"id": ...}``.
+
+    A mapping, not the bare id: a null id is then the bulk engine's "the user
+    has no id", as on the columnar path, not "got NoneType" (an item of the
+    wrong type).
+    """
+    return {"id": row[0]}
