@@ -11,9 +11,9 @@ pyarrow parses with blocks the csv module reads.
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
-import json
 from pathlib import Path
 from typing import Any
 
