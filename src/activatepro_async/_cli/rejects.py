@@ -57,7 +57,12 @@ class RejectsWriter:
         self._file: IO[str] | None = None
         if path is not None:
             try:
-                self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+                # A JSON Lines string may hold a lone surrogate ("\\ud800": valid
+                # JSON, no character), which UTF-8 cannot hold: it is written as
+                # that escape, which reads back as the same string.
+                self._file = open(  # noqa: SIM115 - closed by close()
+                    path, "w", encoding="utf-8", errors="backslashreplace"
+                )
             except OSError as exc:
                 raise OSError(
                     f"cannot write the rejects file {path}: {exc.strerror or exc}"
