@@ -9,7 +9,12 @@ upserted with ``concurrency=--concurrency`` by a Spark in local mode.
   with ``arrow=True`` (``mapInArrow``, Arrow batches on the executors) and
   ``arrow=False`` (Spark's Python rows), alternated, each warmed up once
   first; the ratio Arrow / Rows is taken within each round. The goal is 3x.
-  :func:`compare_paths` is what ``run_all.py`` calls.
+  :func:`compare_paths` is what ``run_all.py`` calls, at 1,000,000 rows: each
+  job pays a fixed part that does not depend on the path's cost per row
+  (Spark's scheduling of the tasks, a Python worker per task, and
+  ``mapInArrow``'s own start per task, which is dearer than a Python-row
+  task's), so at 100,000 rows or fewer the ratio shows that fixed part, not
+  the paths (benchmarks/PROFILE.md, section 12).
 - ``--compare masters``: each round starts a fresh SparkSession per master
   (``local[1]``, ``local[2]``, in a rotated order), runs one small job first
   so that the Python workers are up and the SDK imported (a cold first job
@@ -26,7 +31,7 @@ The server is, by ``--target``:
   one Python process: on 2 cores it competes with Spark for the CPU and is then
   the bottleneck.
 
-    python -m benchmarks.bench_spark                          # 200,000 rows, 3 rounds
+    python -m benchmarks.bench_spark                          # 1,000,000 rows, 3 rounds
     python -m benchmarks.bench_spark --compare masters --target emulator --rounds 2
     python -m benchmarks.bench_spark --rows 20000 --rounds 1  # a quick look
 
@@ -191,9 +196,13 @@ class PathComparison:
         )
 
 
+#: The size of the path comparison (see the module's docstring).
+PATHS_ROWS = 1_000_000
+
+
 def compare_paths(
     *,
-    rows: int = 200_000,
+    rows: int = PATHS_ROWS,
     partitions: int = 8,
     concurrency: int = 8,
     rounds: int = 3,
@@ -226,6 +235,10 @@ def compare_paths(
             job(path, min(rows, 2000))
 
         def one(path: str) -> float:
+            # Spark ends a Python worker idle for a minute (PythonWorkerFactory):
+            # on a loaded machine the other path's job can take longer, and this
+            # one would then time its workers' start (the SDK's import, a client).
+            job(path, min(rows, 2000))
             seconds = job(path, rows)
             print(f"  {path}: {rows / seconds:,.0f} rows/s ({seconds:.2f} s)", flush=True)
             return rows / seconds
@@ -235,7 +248,7 @@ def compare_paths(
 
 
 def measure_paths(
-    *, master: str = "local[2]", rows: int = 200_000, rounds: int = 3, **options: Any
+    *, master: str = "local[2]", rows: int = PATHS_ROWS, rounds: int = 3, **options: Any
 ) -> dict[str, list[float]]:
     """Rows/s of each path (``"arrow"``, ``"rows"``), one figure per round, alternated.
 
@@ -247,7 +260,7 @@ def measure_paths(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=PATHS_ROWS)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)

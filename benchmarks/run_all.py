@@ -80,7 +80,8 @@ class Size:
     import_rounds: int = 3
     arrow_memory_sizes: tuple[int, int] = (10_000_000, 1_000_000)
     arrow_memory_rounds: int = 2
-    spark_rows: int = 200_000
+    # bench_spark.PATHS_ROWS: below it each job's fixed part hides the paths.
+    spark_rows: int = 1_000_000
     spark_rounds: int = 3
     # Issue 15: incremental sync over an export of this many rows.
     sync_state_rows: int = 1_000_000
@@ -91,7 +92,7 @@ SIZES = {
     "full": Size(),
     "quick": Size(
         50_000, 3, 3, 30_000, 3, (200_000, 20_000), 1, 500, 3, False, 50_000,
-        100_000, 2, 100_000, 2, (1_000_000, 100_000), 1, 20_000, 1, 100_000, 1,
+        100_000, 2, 100_000, 2, (1_000_000, 100_000), 1, 200_000, 1, 100_000, 1,
     ),
     "tiny": Size(
         300, 1, 1, 2000, 1, (3000, 300), 1, 20, 1, True, 300,

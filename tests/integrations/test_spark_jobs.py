@@ -304,6 +304,38 @@ def test_each_python_worker_makes_one_client_and_its_later_tasks_reuse_it(
     assert sum(made.values()) < len(result.partitions)
 
 
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+def test_a_job_runs_one_spark_job_and_reading_its_rejects_later_sends_nothing_again(
+    spark: SparkSession, emulator: ServedEmulator, arrow: bool
+) -> None:
+    # A Spark job costs its scheduling and a pass over every partition: the
+    # totals and the local checkpoint the rejects are read from come from one.
+    prefix = f"onejob-{arrow}"
+    rows = [*users(prefix, 10), (None, f"{prefix}@example.com")]
+    # (Not frame()'s repartition: a shuffle is a job of its own under AQE.)
+    df = spark.createDataFrame(spark.sparkContext.parallelize(rows, 3), "id string, email string")
+    sc = spark.sparkContext
+    sc.setJobGroup(prefix, "counted")
+    try:
+        result = upsert_dataframe(
+            df, api_key=API_KEY, base_url=emulator.base_url, raise_on_failure=False, arrow=arrow
+        )
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    assert len(sc.statusTracker().getJobIdsForGroup(prefix)) == 1
+    # Nor does the job plan the input's own .rdd (a second planning of the query).
+    assert "rdd" not in vars(df)  # PySpark 4: a cached_property
+    assert getattr(df, "_lazy_rdd", None) is None  # PySpark 3.5
+
+    with Client(emulator.api_key, base_url=emulator.base_url) as client:
+        client.delete_user(f"{prefix}-0")
+    [reject] = result.rejects.collect()  # read after the job: from what Spark kept
+    assert (reject.id, reject.kind, reject.local) == (None, "rejected", True)
+    assert result.rejects.count() == 1
+    assert stored(emulator, f"{prefix}-0") is None  # not upserted a second time
+    assert result.accepted == 10
+
+
 @pytest.mark.parametrize(
     ("partitions", "task_slots", "per_task", "running"),
     [(8, None, 4, 2), (1, None, 8, 1), (8, 4, 2, 4), (8, 16, 1, 8)],

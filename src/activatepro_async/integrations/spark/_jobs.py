@@ -66,7 +66,9 @@ def _check_classic(df: Any) -> None:
             "with the RDD API), and this DataFrame is from Spark Connect: run the job on a "
             "cluster in classic mode (e.g. Databricks single-user access mode)"
         )
-    if not hasattr(df, "sparkSession") or not hasattr(df, "rdd"):
+    # Asked of the type: ``df.rdd`` is a property that plans and compiles the
+    # whole query (a second time, as the job plans its own select).
+    if not hasattr(df, "sparkSession") or not hasattr(type(df), "rdd"):
         raise TypeError(f"expected a pyspark.sql.DataFrame, got {type(df).__name__}")
 
 
@@ -158,7 +160,12 @@ def _run_job(
         # One run, whose output Spark keeps cut from its lineage (a local
         # checkpoint): the totals and the rejects are both read from it, so
         # reading the rejects later sends nothing again and needs no key.
-        kept = output.localCheckpoint(eager=True)
+        # Not eager: the one Spark job is the collect of the totals, which
+        # stores every partition's output as it goes and cuts the lineage when
+        # it ends (an eager checkpoint is a count job first, then this one).
+        kept = output.localCheckpoint(eager=False)
+        summaries = kept.where(F.col("record") == SUMMARY).select(*PARTITIONS_SCHEMA.names)
+        collected = summaries.collect()
     except Exception as exc:
         # Spark's error holds the workers' traceback, a few pages of JVM and
         # Python frames; when it is the missing SDK, one line says what to do.
@@ -171,10 +178,7 @@ def _run_job(
         sc.setLocalProperty(_JOB_DESCRIPTION, previous)  # type: ignore[arg-type]
         if broadcast is not None:
             broadcast.destroy()
-    summaries = kept.where(F.col("record") == SUMMARY).select(*PARTITIONS_SCHEMA.names)
-    results = tuple(
-        sorted((partition_result(row) for row in summaries.collect()), key=_by_partition)
-    )
+    results = tuple(sorted((partition_result(row) for row in collected), key=_by_partition))
     rejects = kept.where(F.col("record") == REJECT).select(*REJECTS_SCHEMA.names)
     result = SparkBulkResult(
         operation=job.operation,
