@@ -27,8 +27,10 @@ def _core_tests() -> list[str]:
     return [str(p.relative_to(tests.parent)) for p in files] + ["tests/emulator"]
 
 
-@nox.session(python=["3.10", "3.13"])
+# uv (in the dev extra) builds each virtualenv and installs into it in seconds; pip took
+# a minute or more per Python, most of scripts/test's wait for nox. Without uv: virtualenv.
+@nox.session(python=["3.10", "3.13"], venv_backend="uv|virtualenv")
 def core(session: nox.Session) -> None:
     """pytest over the core tests, on asyncio and trio."""
-    session.install("--disable-pip-version-check", "-q", ".[server,fast,arrow,test]")
+    session.install("-q", ".[server,fast,arrow,test]")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *_core_tests())
