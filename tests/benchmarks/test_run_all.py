@@ -7,7 +7,6 @@ benchmarks from rotting.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import attrs
 import pytest
@@ -46,10 +45,16 @@ def test_memory_runs_each_size_in_its_own_process() -> None:
     assert "difference" in report.markdown()
 
 
-def test_run_all_writes_results_with_all_five_measurements(tmp_path: Path) -> None:
-    out = tmp_path / "RESULTS.md"
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """RESULTS.md of one tiny run_all, shared by the tests that read it (a run is a minute)."""
+    out = tmp_path_factory.mktemp("run_all") / "RESULTS.md"
     run_all.main(["--tiny", "--out", str(out)])
-    text = out.read_text()
+    return out.read_text()
+
+
+def test_run_all_writes_results_with_all_five_measurements(results: str) -> None:
+    text = results
     for heading in (
         "## Goals at a glance",
         "## 1. Client CPU per user",
@@ -76,15 +81,13 @@ ISSUE_14_GOALS = (
 )
 
 
-def test_run_all_reports_every_goal_of_issue_14_with_a_verdict(tmp_path: Path) -> None:
-    out = tmp_path / "RESULTS.md"
-    run_all.main(["--tiny", "--out", str(out)])
-    glance = out.read_text().split("## Goals at a glance", 1)[1].split("## 1.", 1)[0]
+def test_run_all_reports_every_goal_of_issue_14_with_a_verdict(results: str) -> None:
+    glance = results.split("## Goals at a glance", 1)[1].split("## 1.", 1)[0]
     for goal in ISSUE_14_GOALS:
         [line] = [line for line in glance.splitlines() if goal in line]
         assert "**met**" in line or "**not met**" in line or "**not measured**: " in line
     for heading in ("## 6. ", "## 7. ", "## 8. ", "## 9. "):
-        assert heading in out.read_text()
+        assert heading in results
 
 
 def test_a_goal_without_a_figure_says_why_instead_of_met() -> None:
