@@ -80,7 +80,8 @@ class Size:
     import_rounds: int = 3
     arrow_memory_sizes: tuple[int, int] = (10_000_000, 1_000_000)
     arrow_memory_rounds: int = 2
-    # bench_spark.PATHS_ROWS: below it each job's fixed part hides the paths.
+    # bench_spark.PATHS_ROWS: below it each job's fixed part hides the paths. 0: not run
+    # (the tiny size: the suite runs the Spark benchmark in tests/integrations/).
     spark_rows: int = 1_000_000
     spark_rounds: int = 3
     # Issue 15: incremental sync over an export of this many rows.
@@ -96,7 +97,7 @@ SIZES = {
     ),
     "tiny": Size(
         300, 1, 1, 2000, 1, (3000, 300), 1, 20, 1, True, 300,
-        300, 1, 300, 1, (3000, 300), 1, 300, 1, 300, 1,
+        300, 1, 300, 1, (3000, 300), 1, 0, 1, 300, 1,
     ),
 }  # fmt: skip
 
@@ -435,7 +436,9 @@ def spark_missing() -> str | None:
 
 def section_spark(size: Size) -> tuple[str, dict[str, Any]]:
     """Spark upsert_dataframe on local[2]: the Arrow path's rows/s over the Row path's."""
-    why = spark_missing()
+    why = spark_missing() or (
+        None if size.spark_rows else "not at this size (tests/integrations/ run bench_spark)"
+    )
     goal = Goal(
         "Spark `upsert_dataframe` to the sink on local[2]: Arrow path / Row path (rows/s)",
         ">= 3",

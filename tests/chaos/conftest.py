@@ -18,8 +18,6 @@ from .scenario import ChaosSettings
 #: The issue's size, also the CI size: the six runs take about a minute on two cores.
 DEFAULT_USERS = 200_000
 
-_REPORTS: list[str] = []
-
 
 def _env_int(name: str, default: int | None) -> int | None:
     value = os.environ.get(name, "").strip()
@@ -47,11 +45,23 @@ def chaos(chaos_seed: int, record_property: pytest.RecordProperty) -> ChaosSetti
     seed = chaos_seed
     record_property("chaos_seed", seed)
     record_property("chaos_users", users)
-    return ChaosSettings(users=users, seed=seed, report=_REPORTS.append)
+    # Each run's line travels in its test's report, so the summary has it under
+    # pytest-xdist too (the run happens in a worker; only reports reach the summary).
+    return ChaosSettings(
+        users=users, seed=seed, report=lambda line: record_property("chaos_report", line)
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _REPORTS:
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, ())
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "chaos_report"
+    ]
+    if lines:
         terminalreporter.section("chaos runs (replay with ACTIVATEPRO_CHAOS_SEED=<seed>)")
-        for line in _REPORTS:
-            terminalreporter.write_line(line)
+        for line in lines:
+            terminalreporter.write_line(str(line))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FAILED, OUTCOMES, Pages
+from .conftest import Pages
 from .examples import ROOT, Block, ExampleError, blocks, pages, run
 
 _ROOT = Path(os.environ.get("ACTIVATEPRO_DOCS_ROOT", ROOT))
@@ -20,7 +20,6 @@ EXAMPLES = [block for page in pages(_ROOT) for block in blocks(page)]
 
 @pytest.mark.parametrize("block", EXAMPLES, ids=[block.location for block in EXAMPLES])
 def test_example_runs(block: Block, pages: Pages) -> None:
-    OUTCOMES.append((block.location, block.skip))
     if block.skip is not None:
         pytest.skip(block.skip)
     pages.open(block)
@@ -30,6 +29,5 @@ def test_example_runs(block: Block, pages: Pages) -> None:
         failure = str(error)
     else:
         return
-    FAILED.append(block.location)
     # Outside the except block: the report is the page's location and output, no chain.
     pytest.fail(failure, pytrace=False)
