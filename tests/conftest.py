@@ -77,3 +77,54 @@ def api() -> MockAPI:
 def client(api: MockAPI, make_client: Callable[..., AsyncClient]) -> AsyncClient:
     """An AsyncClient on ``api`` (a module may define its own ``client``)."""
     return make_client(api)
+
+
+# The summaries of the documentation examples and of the chaos runs live here, in the
+# conftest every run loads: under pytest-xdist the controlling process collects nothing,
+# so it never loads tests/docs/ or tests/chaos/'s conftests; they read the test reports.
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    _docs_summary(terminalreporter)
+    _chaos_summary(terminalreporter)
+
+
+def _docs_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many examples ran, failed and were skipped (with why), from the test reports.
+
+    Read from the reports, not from this process's state: under pytest-xdist the
+    examples run in a worker and only their reports reach this process.
+    """
+    ran, failed, skipped = 0, 0, []
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, ()):
+            nodeid = getattr(report, "nodeid", "")
+            if "test_examples.py::test_example_runs[" not in nodeid or report.when != "call":
+                continue
+            where = nodeid.split("[", 1)[1].rstrip("]")
+            if outcome == "skipped":
+                why = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+                skipped.append((where, str(why).removeprefix("Skipped: ")))
+            else:
+                ran += 1
+                failed += outcome == "failed"
+    if not ran and not skipped:
+        return
+    terminalreporter.section("documentation examples")
+    terminalreporter.write_line(f"{ran} examples ran ({failed} failed), {len(skipped)} skipped")
+    for where, why in skipped:
+        terminalreporter.write_line(f"  skipped {where}: {why}")
+
+
+def _chaos_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each chaos run's line (seed, requests, faults), from its test's report."""
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, ())
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "chaos_report"
+    ]
+    if lines:
+        terminalreporter.section("chaos runs (replay with ACTIVATEPRO_CHAOS_SEED=<seed>)")
+        for line in lines:
+            terminalreporter.write_line(str(line))

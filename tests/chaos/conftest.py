@@ -50,18 +50,3 @@ def chaos(chaos_seed: int, record_property: pytest.RecordProperty) -> ChaosSetti
     return ChaosSettings(
         users=users, seed=seed, report=lambda line: record_property("chaos_report", line)
     )
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = [
-        value
-        for outcome in ("passed", "failed")
-        for report in terminalreporter.stats.get(outcome, ())
-        if getattr(report, "when", None) == "call"
-        for name, value in getattr(report, "user_properties", ())
-        if name == "chaos_report"
-    ]
-    if lines:
-        terminalreporter.section("chaos runs (replay with ACTIVATEPRO_CHAOS_SEED=<seed>)")
-        for line in lines:
-            terminalreporter.write_line(str(line))

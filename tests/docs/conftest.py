@@ -59,30 +59,3 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
         yield opened
     finally:
         opened.close()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """How many examples ran, failed and were skipped (with why), from the test reports.
-
-    Read from the reports, not from this process's state: under pytest-xdist the
-    examples run in a worker and only their reports reach this process.
-    """
-    ran, failed, skipped = 0, 0, []
-    for outcome in ("passed", "failed", "skipped"):
-        for report in terminalreporter.stats.get(outcome, ()):
-            nodeid = getattr(report, "nodeid", "")
-            if "test_examples.py::test_example_runs[" not in nodeid or report.when != "call":
-                continue
-            where = nodeid.split("[", 1)[1].rstrip("]")
-            if outcome == "skipped":
-                why = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-                skipped.append((where, str(why).removeprefix("Skipped: ")))
-            else:
-                ran += 1
-                failed += outcome == "failed"
-    if not ran and not skipped:
-        return
-    terminalreporter.section("documentation examples")
-    terminalreporter.write_line(f"{ran} examples ran ({failed} failed), {len(skipped)} skipped")
-    for where, why in skipped:
-        terminalreporter.write_line(f"  skipped {where}: {why}")
