@@ -103,6 +103,19 @@ class Recorder:
         return httpx.Response(item.status_code, headers=item.headers, content=item.content)
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child pytest that must run as a user's would.
+
+    Under pytest-xdist every test process carries ``PYTEST_XDIST_WORKER`` and its kin, and a
+    child pytest inherits them and believes it is a worker: pytest-benchmark, where an
+    interpreter has it (CI's bare one does), then warns at start-up, and a child run with
+    ``-W error`` or ``filterwarnings = error`` ends in an INTERNALERROR before any test.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.update(extra)
+    return env
+
+
 def run_python(
     script: str, *args: str, flags: tuple[str, ...] = (), timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,6 @@ as nothing on the site.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -34,6 +33,8 @@ import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..helpers import child_env
 
 #: The repository's root: the pages are found relative to it.
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,7 +214,7 @@ def run(block: Block, cwd: Path, env: Mapping[str, str]) -> None:
 
 def example_env(base_url: str, api_key: str) -> dict[str, str]:
     """This process's environment with the emulator's address and key, nothing else of ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIVATEPRO_")}
+    env = {k: v for k, v in child_env().items() if not k.startswith("ACTIVATEPRO_")}
     env.update(
         ACTIVATEPRO_API_KEY=api_key,
         ACTIVATEPRO_BASE_URL=base_url,

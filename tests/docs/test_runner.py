@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ..helpers import child_env
 from .examples import ROOT, Block, ExampleError, blocks, commands
 
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_broken_block_fails_the_suite_with_its_file_and_line() -> None:
-    env = {**os.environ, "ACTIVATEPRO_DOCS_ROOT": str(BROKEN)}
+    env = child_env(ACTIVATEPRO_DOCS_ROOT=str(BROKEN))
     pytest_argv = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/docs/test_examples.py"]
     result = subprocess.run(
         [sys.executable, *pytest_argv],

@@ -19,6 +19,7 @@ import pytest
 
 from activatepro_async.emulator import Emulator
 
+from ..helpers import child_env
 from .wire import HEADERS, user
 
 STARTUP_TIMEOUT = 30.0
@@ -228,6 +229,7 @@ def test_the_plugin_fixtures_work_in_a_fresh_project(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
         cwd=tmp_path,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=120,
