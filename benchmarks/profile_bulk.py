@@ -21,11 +21,12 @@ in one process, median (min-max) of the rounds:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -34,6 +35,9 @@ import httpx
 from . import _harness
 from . import bench_transport as bt
 from .sink import running_sink
+
+if TYPE_CHECKING:
+    from activatepro_async import AsyncClient
 
 Contenders = dict[str, Callable[[], Awaitable[None]]]
 
@@ -61,6 +65,24 @@ async def _alternate(
     return results
 
 
+@contextlib.asynccontextmanager
+async def _clients(backend: str, url: str) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncClient]]:
+    """The raw client of (c) (httpx-aiohttp's transport on asyncio, httpx's own on trio)
+    and the SDK's client, both closed on the way out."""
+    from activatepro_async import AsyncClient
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if backend == "asyncio":
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport()
+    async with (
+        httpx.AsyncClient(headers=bt.JSON_HEADERS, transport=transport) as raw,
+        AsyncClient(api_key="benchmark-key", base_url=url, max_retries=0) as sdk,
+    ):
+        yield raw, sdk
+
+
 def _report(results: dict[str, list[float]], baseline: str, unit: str = "user") -> str:
     rows = []
     for name, values in results.items():
@@ -73,42 +95,32 @@ def pair(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, list[f
     """(c) against upsert_many, warmed clients, one event loop."""
     import orjson
 
-    from activatepro_async import AsyncClient
-
     chunks = bt.chunked(bt.make_users(users), 1000)
     flat = [user for chunk in chunks for user in chunk]
 
     async def main(url: str) -> dict[str, list[float]]:
-        transport: httpx.AsyncBaseTransport | None = None
-        if backend == "asyncio":
-            from httpx_aiohttp import AiohttpTransport
+        async with _clients(backend, url) as (raw, sdk):
 
-            transport = AiohttpTransport()
-        raw = httpx.AsyncClient(headers=bt.JSON_HEADERS, transport=transport)
-        sdk = AsyncClient(api_key="benchmark-key", base_url=url, max_retries=0)
+            async def run_raw() -> None:
+                async def send(chunk: bt.Chunk) -> None:
+                    response = await raw.post(url + bt.PATH, content=orjson.dumps(bt._batch(chunk)))
+                    bt._check(
+                        response.status_code, orjson.loads(response.content).get("trackingId")
+                    )
 
-        async def run_raw() -> None:
-            async def send(chunk: bt.Chunk) -> None:
-                response = await raw.post(url + bt.PATH, content=orjson.dumps(bt._batch(chunk)))
-                bt._check(response.status_code, orjson.loads(response.content).get("trackingId"))
+                await bt.pump(chunks, 8, send)
 
-            await bt.pump(chunks, 8, send)
+            async def run_sdk(users_in: Any) -> None:
+                result = await sdk.upsert_many(users_in, chunk_size=1000, concurrency=8)
+                if result.accepted != users:
+                    raise RuntimeError(result.summary())
 
-        async def run_sdk(users_in: Any) -> None:
-            result = await sdk.upsert_many(users_in, chunk_size=1000, concurrency=8)
-            if result.accepted != users:
-                raise RuntimeError(result.summary())
-
-        contenders: Contenders = {
-            "raw_c": run_raw,
-            "sdk_generator": lambda: run_sdk(user for chunk in chunks for user in chunk),
-            "sdk_list": lambda: run_sdk(flat),
-        }
-        try:
+            contenders: Contenders = {
+                "raw_c": run_raw,
+                "sdk_generator": lambda: run_sdk(user for chunk in chunks for user in chunk),
+                "sdk_list": lambda: run_sdk(flat),
+            }
             return await _alternate(contenders, users, rounds, no_gc)
-        finally:
-            await raw.aclose()
-            await sdk.aclose()
 
     with _harness.frozen_heap(), running_sink() as sink:
         return anyio.run(main, sink.url, backend=backend)
@@ -127,33 +139,24 @@ def request(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, lis
 
     import orjson
 
-    from activatepro_async import AsyncClient
-
     body = orjson.dumps(bt._batch(bt.make_users(1000)))
     count = max(1, users // 1000)
 
     async def main(url: str) -> dict[str, list[float]]:
-        transport: httpx.AsyncBaseTransport | None = None
-        if backend == "asyncio":
-            from httpx_aiohttp import AiohttpTransport
+        async with _clients(backend, url) as (raw, sdk):
 
-            transport = AiohttpTransport()
-        raw = httpx.AsyncClient(headers=bt.JSON_HEADERS, transport=transport)
-        sdk = AsyncClient(api_key="benchmark-key", base_url=url, max_retries=0)
+            async def raw_send(_: object) -> None:
+                response = await raw.post(url + bt.PATH, content=body)
+                bt._check(response.status_code, orjson.loads(response.content).get("trackingId"))
 
-        async def raw_send(_: object) -> None:
-            response = await raw.post(url + bt.PATH, content=body)
-            bt._check(response.status_code, orjson.loads(response.content).get("trackingId"))
+            async def sdk_send(_: object) -> None:
+                accepted = await sdk._send_batch(body, on_retry=lambda event: None)
+                bt._check(202, accepted.tracking_id)
 
-        async def sdk_send(_: object) -> None:
-            accepted = await sdk._send_batch(body, on_retry=lambda event: None)
-            bt._check(202, accepted.tracking_id)
+            def pumping(send: Callable[[object], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+                return lambda: bt.pump(range(count), 8, send)  # type: ignore[arg-type]
 
-        def pumping(send: Callable[[object], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-            return lambda: bt.pump(range(count), 8, send)  # type: ignore[arg-type]
-
-        contenders: Contenders = {"raw_c": pumping(raw_send), "sdk": pumping(sdk_send)}
-        try:
+            contenders: Contenders = {"raw_c": pumping(raw_send), "sdk": pumping(sdk_send)}
             if os.environ.get("ACTIVATEPRO_PROFILE_CALLS"):
                 for name, run in contenders.items():
                     await run()
@@ -164,9 +167,6 @@ def request(users: int, rounds: int, backend: str, no_gc: bool) -> dict[str, lis
                     calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
                     print(f"{name}: {calls / count:.0f} function calls per request")
             return await _alternate(contenders, count, rounds, no_gc)
-        finally:
-            await raw.aclose()
-            await sdk.aclose()
 
     with _harness.frozen_heap(), running_sink() as sink:
         return anyio.run(main, sink.url, backend=backend)

@@ -14,7 +14,7 @@ import pytest
 
 from activatepro_async import AsyncClient, RetryPolicy
 
-from .helpers import API_KEY, FakeTime, MockAPI, Recorder
+from .helpers import API_KEY, FakeTime, MockAPI, Recorder, api_recorder
 
 #: The async backends every test that runs an event loop runs on. ``ACTIVATEPRO_TEST_BACKENDS``
 #: (comma-separated) narrows them: noxfile.py runs the core on the other Pythons on one
@@ -63,6 +63,20 @@ def make_client(fake_time: FakeTime) -> Callable[..., AsyncClient]:
             retry=retry,
             **kwargs,
         )
+
+    return make
+
+
+@pytest.fixture
+def recorded(
+    make_client: Callable[..., AsyncClient],
+) -> Callable[..., tuple[Recorder, AsyncClient]]:
+    """A client built by ``make_client`` with these options on an ``api_recorder()``, and
+    that recorder: for a test of what is sent, whatever the calls and their order."""
+
+    def make(**options: Any) -> tuple[Recorder, AsyncClient]:
+        recorder = api_recorder()
+        return recorder, make_client(recorder, **options)
 
     return make
 

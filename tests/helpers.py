@@ -100,7 +100,21 @@ class Recorder:
         if callable(item) and not isinstance(item, httpx.Response):
             result: httpx.Response = item(request)
             return result
-        return httpx.Response(item.status_code, headers=item.headers, content=item.content)
+        return _copy(item)
+
+
+OK_USER = httpx.Response(200, json={"id": "42", "email": "ada@example.com"})
+OK_ACCEPTED = httpx.Response(202, json={"trackingId": "t-1"})
+
+
+def api_recorder() -> Recorder:
+    """A Recorder that answers as the API would: a GET with user 42, a write with a 202,
+    in any order (a test of what is *sent* need not script the answers)."""
+    return Recorder(lambda request: _copy(OK_USER if request.method == "GET" else OK_ACCEPTED))
+
+
+def _copy(response: httpx.Response) -> httpx.Response:
+    return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
 def child_env(**extra: str) -> dict[str, str]:

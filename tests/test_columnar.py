@@ -525,6 +525,33 @@ async def test_an_id_column_of_nulls_rejects_every_row(make_client: MakeClient) 
     assert recorder.requests == []
 
 
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"id": None, "email": "a"}, {"id": "1", "email": "b"}],  # a null id
+        [{"email": "a"}],  # no id column at all
+        [{"id": "", "email": "a"}, {"id": None, "email": "b"}],  # empty, then null
+    ],
+    ids=["null", "absent", "empty"],
+)
+async def test_a_user_without_an_id_is_rejected_in_the_same_words_on_both_paths(
+    make_client: MakeClient, rows: list[dict[str, Any]]
+) -> None:
+    # One wording (``_wire.id_problem``) for the dict path and the Arrow path: a user
+    # reading the rejects file cannot tell which path ran.
+    def seen(result: Any) -> list[Any]:
+        return [
+            (r.position, r.user_id, r.local, [(e.code, e.details, e.pointer) for e in r.errors])
+            for r in result.rejected
+        ]
+
+    async with make_client(accepting()) as client:
+        as_dicts = await client.upsert_many(rows, raise_on_failure=False)
+        as_arrow = await client.upsert_many(pa.Table.from_pylist(rows), raise_on_failure=False)
+    assert seen(as_arrow) == seen(as_dicts)
+    assert len(as_dicts.rejected) == sum(not row.get("id") for row in rows)
+
+
 async def test_two_columns_of_one_name_are_refused(make_client: MakeClient) -> None:
     table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["id", "id"])
     async with make_client(accepting()) as client:

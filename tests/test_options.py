@@ -19,25 +19,23 @@ from activatepro_async import (
     __version__,
 )
 
-from .helpers import API_KEY, FakeTime, Recorder
+from .helpers import API_KEY, OK_USER, FakeTime, Recorder
 from .loopback import LoopbackServer
 
 MakeClient = Callable[..., AsyncClient]
+Recorded = Callable[..., tuple[Recorder, AsyncClient]]
 SDK_UA = f"activatepro-async/{__version__}"
-OK_USER = httpx.Response(200, json={"id": "42", "email": "ada@example.com"})
-OK_ACCEPTED = httpx.Response(202, json={"trackingId": "t-1"})
 
 
 # -- default_headers and the User-Agent ---------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_default_headers_go_with_every_request(make_client: MakeClient) -> None:
-    recorder = Recorder(OK_USER)
+async def test_default_headers_go_with_every_request(recorded: Recorded) -> None:
     headers = {"X-Tenant": "acme", "Authorization": "Bearer gw-token"}
-    async with make_client(recorder, default_headers=headers) as client:
+    recorder, client = recorded(default_headers=headers)
+    async with client:
         await client.get_user("42")
-        recorder.responses = [OK_ACCEPTED]
         await client.upsert_user({"id": "42"})
         await client.delete_user("42")
     for request in recorder.requests:

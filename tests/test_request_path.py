@@ -12,11 +12,10 @@ import pytest
 from activatepro_async import AsyncClient
 from activatepro_async._otel import Tracing
 
-from .helpers import API_KEY, Recorder, assert_clean, run_python
+from .helpers import API_KEY, OK_ACCEPTED, OK_USER, Recorder, assert_clean, run_python
 
 MakeClient = Callable[..., AsyncClient]
-OK_USER = httpx.Response(200, json={"id": "42", "email": "ada@example.com"})
-OK_ACCEPTED = httpx.Response(202, json={"trackingId": "t-1"})
+Recorded = Callable[..., tuple[Recorder, AsyncClient]]
 BASE = "https://api.example.test"
 
 
@@ -31,12 +30,10 @@ def merged_by_httpx(
 
 
 @pytest.mark.anyio
-async def test_the_sdk_client_sends_the_headers_httpx_would_merge(make_client: MakeClient) -> None:
-    recorder = Recorder(OK_USER)
-    headers = {"X-Tenant": "acme", "User-Agent": "my-app/1"}
-    async with make_client(recorder, default_headers=headers) as client:
+async def test_the_sdk_client_sends_the_headers_httpx_would_merge(recorded: Recorded) -> None:
+    recorder, client = recorded(default_headers={"X-Tenant": "acme", "User-Agent": "my-app/1"})
+    async with client:
         await client.get_user("42")
-        recorder.responses = [OK_ACCEPTED]
         await client.batch([{"id": "1"}])
         for copy in (client.with_options(default_headers={"X-Tenant": "other"}),):
             await copy.batch([{"id": "2"}])

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
 
-from ._wire import MAX_USER_BYTES, encode_json, value_to_wire
+from ._wire import MAX_USER_BYTES, encode_json, id_problem, value_to_wire
 from .errors import ConfigurationError, ErrorCode
 
 if TYPE_CHECKING:
@@ -471,16 +471,10 @@ class _Encoder:
         empty = pc.fill_null(pc.equal(ids, self.scalar("")), False)
         if pc.any(missing).as_py():
             for row in pc.indices_nonzero(missing).to_pylist():
-                problems.note(row, _ID, ErrorCode.INVALID_FIELD, "the user has no id", "/id")
+                problems.note(row, _ID, ErrorCode.INVALID_FIELD, id_problem(None), "/id")
         if pc.any(empty).as_py():
             for row in pc.indices_nonzero(empty).to_pylist():
-                problems.note(
-                    row,
-                    _ID,
-                    ErrorCode.INVALID_FIELD,
-                    "the user has an id that is not a non-empty string: ''",
-                    "/id",
-                )
+                problems.note(row, _ID, ErrorCode.INVALID_FIELD, id_problem(""), "/id")
         if column is None or pa.types.is_null(column.type):
             # No row has an id: nothing to encode (each row is rejected above).
             users = pa.array(["{},"] * rows, self.large)

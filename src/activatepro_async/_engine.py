@@ -83,6 +83,7 @@ from ._wire import (
     MAX_BATCH_ITEMS,
     MAX_USER_BYTES,
     encode_json_telling,
+    id_problem,
     item_encoder,
 )
 from .bulk import (
@@ -428,10 +429,7 @@ class _Run:
             return _local_reject(position, _describe_id(item), ErrorCode.INVALID_FIELD, str(exc))
         uid = wire.get("id")
         if not isinstance(uid, str) or not uid:
-            what = "no id" if uid is None else f"an id that is not a non-empty string: {uid!r}"
-            return _local_reject(
-                position, None, ErrorCode.INVALID_FIELD, f"the user has {what}", "/id"
-            )
+            return _local_reject(position, None, ErrorCode.INVALID_FIELD, id_problem(uid), "/id")
         return wire, uid
 
     def keep_local(self, rejected: RejectedUser) -> None:

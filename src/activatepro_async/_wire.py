@@ -7,8 +7,10 @@ formats a date or refuses a NaN. This module imports nothing of the package.
 - Values: a ``date`` is ``"1982-08-30"``, an aware ``datetime`` is UTC with
   ``Z`` (``"2015-10-02T08:23:53Z"``, a fraction only when there is one), a
   naive ``datetime`` is refused (the API stores UTC: say which zone), a naive
-  ``time`` is ``"08:30:00"``, dicts and lists are converted inside, by either
-  JSON encoder, with or without ``convert=``; NaN and the infinities are refused when encoding.
+  ``time`` is ``"08:30:00"``, a ``UUID`` its text, an ``Enum`` its value, a
+  dataclass an object of its public fields; dicts and lists are converted inside, by
+  either JSON encoder, with or without ``convert=``; NaN and the infinities are
+  refused when encoding.
 - JSON: compact UTF-8; orjson when installed (about ten times faster on bulk
   bodies), else the standard library, with the same meaning: orjson alone would
   write NaN as ``null`` (which clears an attribute), so a body with ``null`` in
@@ -24,11 +26,14 @@ formats a date or refuses a NaN. This module imports nothing of the package.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import enum
 import functools
 import json
 import math
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,6 +57,7 @@ __all__ = [
     "encode_json",
     "encode_json_telling",
     "has_non_finite",
+    "id_problem",
     "item_encoder",
     "micros_to_wire",
     "value_to_wire",
@@ -71,6 +77,15 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CHUNK_BYTES = 16 * 1024 * 1024
 #: A business unit: 1 to 64 letters, digits, ``_`` or ``-``.
 BUSINESS_UNIT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def id_problem(uid: object) -> str:
+    """Why a user with this ``id`` (``None``: none at all) is refused before sending:
+    one wording for the dict path and the Arrow path, so their rejects agree."""
+    if uid is None:
+        return "the user has no id"
+    return f"the user has an id that is not a non-empty string: {uid!r}"
+
 
 # -- values -------------------------------------------------------------------
 
@@ -120,7 +135,29 @@ def value_to_wire(value: Any) -> Any:
         return {k: value_to_wire(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [value_to_wire(v) for v in value]
+    # What orjson writes for these, both encoders now (docs/decisions.md, "One wire
+    # form ... whichever encoder"): the text of a UUID, an enum's value, a
+    # dataclass's public fields.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value_to_wire(value.value)
+    if _is_dataclass(value):
+        return {k: value_to_wire(v) for k, v in _public_fields(value).items()}
     return value
+
+
+def _is_dataclass(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _public_fields(value: Any) -> dict[str, Any]:
+    """A dataclass instance's fields, less those named ``_...`` (orjson leaves them out)."""
+    return {
+        f.name: getattr(value, f.name)
+        for f in dataclasses.fields(value)
+        if not f.name.startswith("_")
+    }
 
 
 def attributes_to_wire(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -150,6 +187,10 @@ def has_non_finite(value: Any) -> bool:
         return any(has_non_finite(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(has_non_finite(v) for v in value)
+    if isinstance(value, enum.Enum):  # orjson writes a NaN inside these as null too
+        return has_non_finite(value.value)
+    if _is_dataclass(value):
+        return has_non_finite(_public_fields(value))
     return False
 
 
@@ -173,11 +214,14 @@ def _convert(value: Any) -> Any:
     return wired
 
 
-_CONVERT_OPTIONS = (
-    _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_SUBCLASS
+# Dataclasses go to _convert (value_to_wire's form) on every orjson call: orjson's
+# own reads ``__dict__``, attributes that are not fields included.
+_PLAIN_OPTIONS = (
+    _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
     if _orjson is not None
     else 0
 )
+_CONVERT_OPTIONS = _PLAIN_OPTIONS | _orjson.OPT_PASSTHROUGH_SUBCLASS if _orjson is not None else 0
 
 if _orjson is not None:
     # Dates and subclasses (of dict, list, str, int) go to _convert, never to
@@ -192,7 +236,7 @@ if _orjson is not None:
     # still refused, as the standard library's encoder does (its default is
     # _convert too): orjson's own forms would differ ("+00:00", no zone).
     _plain_dumps: Callable[[Any], bytes] = functools.partial(
-        _orjson.dumps, default=_convert, option=_orjson.OPT_PASSTHROUGH_DATETIME
+        _orjson.dumps, default=_convert, option=_PLAIN_OPTIONS
     )
 
 
@@ -231,7 +275,7 @@ def encode_json_telling(
                     value,
                     default=_convert,
                     option=_orjson.OPT_SORT_KEYS
-                    | (_CONVERT_OPTIONS if convert else _orjson.OPT_PASSTHROUGH_DATETIME),
+                    | (_CONVERT_OPTIONS if convert else _PLAIN_OPTIONS),
                 )
             else:
                 body = _convert_dumps(value) if convert else _plain_dumps(value)

@@ -67,17 +67,17 @@ def test_the_arrow_contender_is_listed_only_where_the_sdk_takes_a_table() -> Non
     assert ("sdk_arrow" in names) == (_arrow.arrow_support() is None)
 
 
-@pytest.mark.parametrize("what", ["pair", "engine"])
-def test_profile_bulk_measures_every_contender(what: str, backend: str) -> None:
+@pytest.mark.parametrize(("what", "contenders"), [("pair", 3), ("engine", 3), ("request", 2)])
+def test_profile_bulk_measures_every_contender(what: str, contenders: int, backend: str) -> None:
     from benchmarks import profile_bulk
 
     if (
-        what == "pair"
+        what != "engine"
         and backend == "asyncio"
         and importlib.util.find_spec("httpx_aiohttp") is None
     ):
         pytest.skip("the raw loop (c) needs httpx-aiohttp")
-    measure = profile_bulk.pair if what == "pair" else profile_bulk.engine
+    measure = getattr(profile_bulk, what)
     results = measure(2000, 1, backend, False)
-    assert len(results) == 3
+    assert len(results) == contenders
     assert all(len(v) == 1 and v[0] > 0 for v in results.values())

@@ -127,3 +127,55 @@ def test_the_spark_goal_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) ->
     [goal] = facts["goals"]
     assert goal.met is None
     assert text.startswith("Not measured: ")
+
+
+def _spark_size() -> run_all.Size:
+    # A size that asks for the Spark run (the tiny one does not: it would start a JVM).
+    return attrs.evolve(run_all.SIZES["tiny"], spark_rows=300, spark_rounds=2)
+
+
+def test_the_spark_section_turns_the_paths_rates_into_its_goal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # run_all's glue (section_spark -> bench_spark.measure_paths -> compare_paths) on a
+    # fake Spark run: tests/integrations run compare_paths itself; this keeps the glue
+    # from rotting without a second JVM in the suite.
+    import inspect
+
+    from benchmarks import bench_spark
+
+    real = bench_spark.compare_paths
+    calls: list[dict[str, object]] = []
+
+    def fake_compare(**options: object) -> bench_spark.PathComparison:
+        inspect.signature(real).bind(**options)  # the call fits the real one
+        calls.append(options)
+        rates = {"arrow": [900.0, 1200.0], "rows": [300.0, 300.0]}
+        return bench_spark.PathComparison(300, 8, 8, "local[2]", rates)
+
+    monkeypatch.setattr(run_all, "spark_missing", lambda: None)
+    monkeypatch.setattr(bench_spark, "compare_paths", fake_compare)
+    text, facts = run_all.section_spark(_spark_size())
+    assert calls == [{"master": "local[2]", "rows": 300, "rounds": 2}]
+    [goal] = facts["goals"]
+    assert goal.value == run_all._harness.Summary.of([3.0, 4.0])  # within each round
+    assert goal.met is True
+    assert "| arrow " in text
+    assert "| rows " in text
+    assert "**met**" in text
+
+
+def test_a_failed_spark_run_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import bench_spark
+
+    def no_java(**options: object) -> bench_spark.PathComparison:
+        raise RuntimeError("Java gateway process exited")
+
+    monkeypatch.setattr(run_all, "spark_missing", lambda: None)
+    monkeypatch.setattr(bench_spark, "compare_paths", no_java)
+    text, facts = run_all.section_spark(_spark_size())
+    [goal] = facts["goals"]
+    assert goal.met is None
+    assert text == (
+        "Not measured: the Spark run failed: RuntimeError: Java gateway process exited."
+    )
