@@ -14,9 +14,6 @@ import pytest
 
 from .helpers import run_python
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
-
 #: The command's import and delete of a Parquet file, then ``upsert_many`` of an Arrow
 #: table, against the in-process emulator; prints the outcome and what was imported
 #: (not pq.read_table: pyarrow.dataset imports pandas).
@@ -60,6 +57,8 @@ def test_arrow_runs_never_import_pandas(tmp_path: Path) -> None:
     # object, to ask whether it is a pandas one: a "" or a True given to a compute
     # function was enough. Rows rejected locally, NaN and a missing id take the
     # paths that filter and mask.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
     command_file = tmp_path / "u.parquet"
     pq.write_table(
         pa.table(
@@ -96,3 +95,21 @@ def test_arrow_runs_never_import_pandas(tmp_path: Path) -> None:
     assert out["delete"][1:] == [2, 2]
     assert out["api"] == [3, [1]]  # the NaN score
     assert out["pandas"] is False
+
+
+#: What ``import activatepro_async`` must leave unimported: each is needed on some paths only
+#: (thread portals: the sync Client; aiohttp: the [fast] transport's first request on
+#: asyncio; pyarrow and pandas: columnar input).
+NOT_AT_IMPORT = ("anyio.from_thread", "aiohttp", "httpx_aiohttp", "pyarrow", "pandas", "numpy")
+
+
+def test_importing_the_package_loads_only_what_every_program_needs() -> None:
+    script = (
+        "import sys, activatepro_async\n"
+        f"print([name for name in {NOT_AT_IMPORT!r} if name in sys.modules])\n"
+        "print(activatepro_async.Client.__name__)\n"
+        "print('done')\n"
+    )
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "Client", "done"]
