@@ -4,8 +4,10 @@ and the choice of the transport the SDK picks by itself (httpx's own or aiohttp'
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,17 @@ def assert_picked(client: AsyncClient, kind: str) -> None:
     assert picked._use_aiohttp == (kind == "aiohttp")
 
 
+#: A self-signed certificate for IP 127.0.0.1 (and its key): trusted by no CA bundle.
+SELF_SIGNED = Path(__file__).parent / "data" / "selfsigned-127.0.0.1.pem"
+
+
+def server_tls() -> ssl.SSLContext:
+    """A server's TLS context presenting :data:`SELF_SIGNED`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(SELF_SIGNED)
+    return context
+
+
 def closed_port_url() -> str:
     """The URL of a port on 127.0.0.1 where nothing listens (connection refused)."""
     with socket.socket() as unused:
@@ -70,13 +83,17 @@ class LoopbackServer:
     counts the connections it accepted and the ones whose client closed them.
     """
 
-    def __init__(self, mode: str = "ok", answer: bytes = OK) -> None:
+    def __init__(
+        self, mode: str = "ok", answer: bytes = OK, *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.mode = mode
+        self.tls = tls  # serve https with this context (see server_tls)
         self.answer = answer
         self.heads: list[bytes] = []
         self.accepted = 0
         self.closed_by_client = 0
         self.requests = 0
+        self.tls_refused = 0
         self.a_client_closed = threading.Event()
         self.a_request_came = threading.Event()
         self._counted = threading.Condition()
@@ -86,7 +103,8 @@ class LoopbackServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen()
         self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
@@ -104,6 +122,13 @@ class LoopbackServer:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # the client refused the certificate (ssl.SSLError is one)
+                self.tls_refused += 1
+                conn.close()
+                return
         with conn:
             if self.mode == "stall":
                 self._stop.wait()

@@ -26,7 +26,15 @@ from activatepro_async._transport import AutoTransport, fast_transport_available
 from activatepro_async.emulator import Emulator, Faults
 
 from .helpers import API_KEY
-from .loopback import TRANSPORTS, LoopbackServer, assert_picked, http_response, use_transport
+from .loopback import (
+    SELF_SIGNED,
+    TRANSPORTS,
+    LoopbackServer,
+    assert_picked,
+    http_response,
+    server_tls,
+    use_transport,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +101,105 @@ async def test_pool_is_64_connections_with_tls_verified(server: LoopbackServer) 
             connector = aiohttp_transport.client.connector  # type: ignore[union-attr]
             assert connector is not None
             assert connector.limit == 64
+
+
+# -- TLS: trust anchors loaded only where a request can use them -------------------------
+
+
+#: The same words on every transport and backend (httpx's on trio said only "ConnectError").
+REFUSED = r"not sent: .*the server's TLS certificate was refused \(self-signed certificate\)"
+
+
+def _spy_on_certificate_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every load of trust anchors (a CA bundle, the system's) from now on."""
+    if FAST:
+        import aiohttp.connector  # noqa: F401 - its import makes contexts of its own
+    loads: list[str] = []
+    for name in ("load_verify_locations", "load_default_certs", "set_default_verify_paths"):
+        original = getattr(ssl.SSLContext, name)
+
+        def spy(
+            self: ssl.SSLContext, *args: object, _name: str = name, _do: object = original
+        ) -> object:
+            loads.append(_name)
+            return _do(self, *args)  # type: ignore[operator]
+
+        monkeypatch.setattr(ssl.SSLContext, name, spy)
+    return loads
+
+
+def _tls_context(client: AsyncClient) -> ssl.SSLContext:
+    """The TLS context of the inner transport ``client`` sent through."""
+    transport = _inner(client)
+    if transport._aiohttp is not None:
+        return transport._aiohttp.transport.ssl_context
+    assert transport._default is not None
+    context = transport._default._pool._ssl_context
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_http_base_url_loads_no_certificates_and_could_not_do_tls_unverified(
+    transport: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch, server: LoopbackServer
+) -> None:
+    use_transport(transport, anyio_backend, monkeypatch)
+    loads = _spy_on_certificate_loads(monkeypatch)
+    async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+        assert (await client.get_user("42")).id == "42"
+        assert_picked(client, transport)
+        context = _tls_context(client)
+    assert loads == []  # certifi's bundle cost 0.1-0.4 s of CPU per process
+    # Were an https request ever sent on it, it would fail, not go unverified.
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_https_refuses_a_certificate_no_ca_vouches_for(
+    transport: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_transport(transport, anyio_backend, monkeypatch)
+    with LoopbackServer(tls=server_tls()) as server:
+        async with AsyncClient(API_KEY, base_url=server.url, max_retries=0) as client:
+            with pytest.raises(APIConnectionError, match=REFUSED):
+                await client.get_user("42")
+            assert_picked(client, transport)
+            context = _tls_context(client)
+        assert server.requests == 0
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0  # certifi's bundle, as before
+
+
+@pytest.mark.parametrize("tls", [True, False])
+async def test_the_auto_transport_never_sends_https_unverified(tls: bool) -> None:
+    # tls=False is the SDK's choice for an http:// base URL: an https request
+    # through it (the SDK sends none) fails on the certificate.
+    with LoopbackServer(tls=server_tls()) as server:
+        transport = AutoTransport(httpx.Limits(max_connections=4), tls=tls)
+        async with AsyncClient(
+            API_KEY, base_url=server.url, max_retries=0, transport=transport
+        ) as client:
+            with pytest.raises(APIConnectionError, match=REFUSED):
+                await client.get_user("42")
+        await transport.aclose()
+        assert server.requests == 0
+
+
+async def test_your_own_tls_context_is_used_as_it_is() -> None:
+    trusted = ssl.create_default_context(cafile=SELF_SIGNED)  # trusts the test server
+    with LoopbackServer(tls=server_tls()) as server:
+        transport = httpx.AsyncHTTPTransport(verify=trusted)
+        async with AsyncClient(API_KEY, base_url=server.url, transport=transport) as client:
+            assert (await client.get_user("42")).id == "42"
+        async with (
+            httpx.AsyncClient(verify=trusted) as http,
+            AsyncClient(API_KEY, base_url=server.url, http_client=http) as client,
+        ):
+            assert (await client.get_user("42")).id == "42"
+        assert server.requests == 2
 
 
 async def test_bulk_concurrency_is_clamped_to_the_pool(

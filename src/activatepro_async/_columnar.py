@@ -33,6 +33,7 @@ extra.
 
 from __future__ import annotations
 
+import array
 import importlib
 import math
 from collections.abc import AsyncIterable, Iterator, Sequence
@@ -126,6 +127,31 @@ def arrow_modules() -> tuple[Any, Any]:
             f"Arrow input (a table, record batches, a Polars DataFrame) needs pyarrow: {ARROW_HINT}"
         ) from exc
     return pa, pc
+
+
+def literal(pa: Any, value: str | bool | int, type: Any) -> Any:
+    """A pyarrow scalar of ``value`` (a string, large string, bool or int64), from its bytes.
+
+    ``pa.scalar`` and ``pa.array`` of Python objects, and a compute function given
+    a Python literal, first ask whether the object is a pandas one, importing
+    pandas to ask: 0.3-0.5 s of CPU at a run's start, in a process that never
+    uses it (benchmarks/PROFILE.md). Built from buffers, nothing is asked.
+    """
+    if isinstance(value, str):
+        data = value.encode()
+        offsets = array.array("q" if pa.types.is_large_string(type) else "i", [0, len(data)])
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    elif isinstance(value, bool):
+        buffers = [None, pa.py_buffer(bytes([value]))]
+    else:
+        buffers = [None, pa.py_buffer(array.array("q", [value]))]
+    return pa.Array.from_buffers(type, 1, buffers)[0]
+
+
+def mask(pa: Any, keep: list[bool]) -> Any:
+    """``keep`` as an Arrow boolean array, without ``pa.array`` (see :func:`literal`)."""
+    as_bytes = pa.Array.from_buffers(pa.uint8(), len(keep), [None, pa.py_buffer(bytes(keep))])
+    return as_bytes.cast(pa.bool_())
 
 
 def record_batches(source: Any) -> Iterator[Any]:
@@ -293,6 +319,7 @@ class _Encoder:
     def __init__(self, schema: Any, *, ids_only: bool = False) -> None:
         self.pa, self.pc = arrow_modules()
         self.large = self.pa.large_string()
+        self.one = literal(self.pa, 1, self.pa.int64())
         names: list[str] = list(schema.names)
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -317,7 +344,7 @@ class _Encoder:
                 self.columns.append((index, field.name, kind))
 
     def scalar(self, text: str) -> Any:
-        return self.pa.scalar(text, self.large)
+        return literal(self.pa, text, self.large)
 
     def text(self, array: Any) -> Any:
         """``array`` decoded from a dictionary and as a large string array."""
@@ -365,7 +392,7 @@ class _Encoder:
             return "", pc.if_else(array, self.scalar("true"), self.scalar("false")), ""
         if kind == "float":
             numbers = array.cast(pa.float64())
-            bad = pc.invert(pc.fill_null(pc.is_finite(numbers), True))
+            bad = pc.invert(pc.fill_null(pc.is_finite(numbers), literal(pa, True, pa.bool_())))
             if pc.any(bad).as_py():
                 for row in pc.indices_nonzero(bad).to_pylist():
                     problems.note(row, _ENCODE, ErrorCode.INVALID_JSON, _non_finite_details())
@@ -468,7 +495,7 @@ class _Encoder:
         else:
             ids = self.text(column)
         missing = pc.is_null(ids)
-        empty = pc.fill_null(pc.equal(ids, self.scalar("")), False)
+        empty = pc.fill_null(pc.equal(ids, self.scalar("")), literal(pa, False, pa.bool_()))
         if pc.any(missing).as_py():
             for row in pc.indices_nonzero(missing).to_pylist():
                 problems.note(row, _ID, ErrorCode.INVALID_FIELD, id_problem(None), "/id")
@@ -477,13 +504,13 @@ class _Encoder:
                 problems.note(row, _ID, ErrorCode.INVALID_FIELD, id_problem(""), "/id")
         if column is None or pa.types.is_null(column.type):
             # No row has an id: nothing to encode (each row is rejected above).
-            users = pa.array(["{},"] * rows, self.large)
-            return users, pc.subtract(pc.binary_length(users), 1), ids, problems
+            users = pa.repeat(self.scalar("{},"), rows)
+            return users, pc.subtract(pc.binary_length(users), self.one), ids, problems
         users = self.join(batch, problems)
         if len(users) != rows:  # pragma: no cover - the id fragment above prevents it
             raise RuntimeError(f"pyarrow joined {rows} rows into {len(users)}")
-        sizes = pc.subtract(pc.binary_length(users), 1)  # without the comma
-        too_large = pc.greater(sizes, MAX_USER_BYTES)
+        sizes = pc.subtract(pc.binary_length(users), self.one)  # without the comma
+        too_large = pc.greater(sizes, literal(pa, MAX_USER_BYTES, pa.int64()))
         if pc.any(too_large).as_py():
             for row in pc.indices_nonzero(too_large).to_pylist():
                 size = sizes[row].as_py()
@@ -494,7 +521,7 @@ class _Encoder:
                     f"the user is {size} bytes as JSON; the API takes at most "
                     f"{MAX_USER_BYTES} (1 MiB) per user",
                 )
-        unfit = pc.greater(sizes, max_chunk_bytes - overhead)
+        unfit = pc.greater(sizes, literal(pa, max_chunk_bytes - overhead, pa.int64()))
         if pc.any(unfit).as_py():
             for row in pc.indices_nonzero(unfit).to_pylist():
                 size = sizes[row].as_py()
@@ -621,9 +648,9 @@ class _Windows:
                 keep[row] = False
                 uid = None if rank == _ID else ids[row].as_py() or None
                 rejects.append((base + row, uid, code, details, pointer))
-            mask = pa.array(keep, pa.bool_())
-            users, sizes, ids = users.filter(mask), sizes.filter(mask), ids.filter(mask)
-            positions = pc.add(pc.indices_nonzero(mask), base)
+            kept = mask(pa, keep)
+            users, sizes, ids = users.filter(kept), sizes.filter(kept), ids.filter(kept)
+            positions = pc.add(pc.indices_nonzero(kept), literal(pa, base, pa.int64()))
         else:
             positions = range(base, base + rows)
         pieces: list[_Piece] = []

@@ -22,6 +22,11 @@ What this module adds to ``AiohttpTransport``:
   made on. It is closed when that loop shuts down (``asyncio.run`` finalises
   async generators, and one holds the session open), and a client used on a
   new loop makes a new one instead of failing.
+- **No certificates loaded for plain http.** Both inner transports build their
+  TLS context when they are made (httpx loads certifi's bundle: 0.1-0.4 s of CPU
+  per process); a client whose base URL is ``http://`` never does TLS, so it gets
+  :func:`_trusts_no_one` instead: verification on, no trust anchors, so an
+  ``https`` request on it could only fail, never go unverified.
 """
 
 from __future__ import annotations
@@ -61,8 +66,8 @@ def connect_failure_reason(exc: BaseException) -> str | None:
     Read from the first ``OSError`` with an errno in ``exc``'s chain, as both
     transports raise it: httpx's wraps anyio's "All connection attempts failed"
     around it, aiohttp's says "Cannot connect to host ... ssl:default" even for
-    plain http. None for TLS failures (their own message says more) and when
-    the chain holds no errno.
+    plain http. For a TLS failure, what TLS said (httpx's transport on trio
+    says nothing: ``ConnectError('')``). None when the chain holds neither.
     """
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
@@ -72,8 +77,15 @@ def connect_failure_reason(exc: BaseException) -> str | None:
             continue
         seen.add(id(error))
         if isinstance(error, ssl.SSLError):
-            return None
-        if isinstance(error, OSError) and error.errno is not None:
+            # aiohttp's TLS errors derive from these without their fields (and
+            # with TLS's errno, not the OS's): read on to the one they wrap.
+            refused = getattr(error, "verify_message", None)
+            if isinstance(error, ssl.SSLCertVerificationError) and refused:
+                return f"the server's TLS certificate was refused ({refused})"
+            failed = getattr(error, "reason", None)
+            if isinstance(failed, str):
+                return f"TLS failed ({failed})"
+        elif isinstance(error, OSError) and error.errno is not None:
             # A lookup failure's errno is negative: its strerror says it ("Name or
             # service not known"); for the others strerror may be the library's text.
             if isinstance(error, socket.gaierror) or error.errno <= 0:
@@ -99,7 +111,7 @@ def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError | None:
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return httpx.ProxyError(message)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = None if isinstance(exc, aiohttp.ClientSSLError) else connect_failure_reason(exc)
+        reason = connect_failure_reason(exc)
         if reason is not None:  # not aiohttp's "ssl:default" wording on plain http
             message = f"Cannot connect to {exc.host}:{exc.port}: {reason}"
         return httpx.ConnectError(message)
@@ -199,14 +211,24 @@ class _MappedStream(httpx.AsyncByteStream):
             raise mapped from exc.__cause__ or exc
 
 
+def _trusts_no_one() -> ssl.SSLContext:
+    """A TLS context that verifies certificates and trusts none: every handshake fails.
+
+    Made in microseconds (nothing is loaded), for transports that never do TLS.
+    """
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+
+
 class _LoopTransport:
     """An ``AiohttpTransport`` and the event loop its session belongs to."""
 
-    def __init__(self, limits: httpx.Limits, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, limits: httpx.Limits, loop: asyncio.AbstractEventLoop, verify: ssl.SSLContext | bool
+    ) -> None:
         from httpx_aiohttp import AiohttpTransport
 
         # verify=True: certifi's CA bundle, as httpx's default transport.
-        self.transport = AiohttpTransport(limits=limits, verify=True, client=self._new_session)
+        self.transport = AiohttpTransport(limits=limits, verify=verify, client=self._new_session)
         self.loop = loop
         self._closer: AsyncGenerator[None, None] | None = None
 
@@ -259,10 +281,16 @@ class AutoTransport(httpx.AsyncBaseTransport):
     """httpx-aiohttp's transport on asyncio when installed, httpx's own otherwise.
 
     >>> httpx.AsyncClient(transport=AutoTransport(httpx.Limits(max_connections=64)))
+
+    ``tls=False`` (for a client whose every request is ``http://``) loads no
+    certificates: see :func:`_trusts_no_one`.
     """
 
-    def __init__(self, limits: httpx.Limits, *, use_aiohttp: bool | None = None) -> None:
+    def __init__(
+        self, limits: httpx.Limits, *, use_aiohttp: bool | None = None, tls: bool = True
+    ) -> None:
         self.limits = limits
+        self.tls = tls
         self._use_aiohttp = fast_transport_available() if use_aiohttp is None else use_aiohttp
         self._aiohttp: _LoopTransport | None = None
         self._default: httpx.AsyncHTTPTransport | None = None
@@ -276,7 +304,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         loop = _running_asyncio_loop() if self._use_aiohttp else None
         if loop is None:
             if self._default is None:
-                self._default = httpx.AsyncHTTPTransport(limits=self.limits, verify=True)
+                self._default = httpx.AsyncHTTPTransport(limits=self.limits, verify=self._verify())
             return await self._default.handle_async_request(request)
         inner = self._aiohttp
         if inner is None or inner.loop is not loop:
@@ -295,9 +323,13 @@ class AutoTransport(httpx.AsyncBaseTransport):
     async def _new_aiohttp(self, loop: asyncio.AbstractEventLoop) -> _LoopTransport:
         if self._aiohttp is not None:
             self._aiohttp.discard()
-        self._aiohttp = _LoopTransport(self.limits, loop)
+        self._aiohttp = _LoopTransport(self.limits, loop, self._verify())
         await self._aiohttp.hold_until_loop_ends()
         return self._aiohttp
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        # True: certifi's bundle, loaded by each inner transport when it is made.
+        return True if self.tls else _trusts_no_one()
 
     async def aclose(self) -> None:
         inner, self._aiohttp = self._aiohttp, None
@@ -312,4 +344,5 @@ class AutoTransport(httpx.AsyncBaseTransport):
 
     def __repr__(self) -> str:
         kind = "aiohttp on asyncio, httpx's own on trio" if self._use_aiohttp else "httpx's own"
-        return f"<AutoTransport {kind}, max_connections={self.limits.max_connections}>"
+        tls = "" if self.tls else ", no TLS"
+        return f"<AutoTransport {kind}, max_connections={self.limits.max_connections}{tls}>"

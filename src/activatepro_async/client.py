@@ -550,7 +550,11 @@ class AsyncClient:
         self._tracing: Tracing | None = tracing(tracer_provider, self.base_url)
         self._configure(check_timeout(timeout), policy, check_headers(default_headers), http_client)
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else self._make_http_client(transport)
+        self._http = (
+            http_client
+            if http_client is not None
+            else self._make_http_client(transport, tls=parts.scheme == "https")
+        )
         # Only the client the SDK made: a user's own may have headers, params or
         # hooks that build_request merges in.
         self._made_http = http_client is None
@@ -630,15 +634,19 @@ class AsyncClient:
             else None
         )
 
-    def _make_http_client(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    def _make_http_client(
+        self, transport: httpx.AsyncBaseTransport | None, *, tls: bool
+    ) -> httpx.AsyncClient:
         # HTTP/1.1 on a pool of connections: measured faster than HTTP/2 on one
         # connection for concurrent large uploads (see the bulk engine). Unless a
         # transport is given, requests on asyncio go through aiohttp when the
         # [fast] extra is installed: about 0.4x the CPU per request of httpx's
-        # own transport (benchmarks/PROFILE.md), which trio keeps.
+        # own transport (benchmarks/PROFILE.md), which trio keeps. An http:// base
+        # URL loads no certificates (redirects are not followed: every request of
+        # this client goes to the base URL's scheme).
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         return httpx.AsyncClient(
-            transport=transport if transport is not None else AutoTransport(limits),
+            transport=transport if transport is not None else AutoTransport(limits, tls=tls),
             timeout=self._timeout,
             limits=limits,
             follow_redirects=False,

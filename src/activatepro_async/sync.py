@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._options import NOT_GIVEN, NotGiven, check_headers, check_timeout, merge_headers
 from ._otel import in_callers_context
@@ -45,6 +44,7 @@ from .client import AsyncClient, _check_api_key, _check_base_url, _Secret
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
     from opentelemetry.trace import TracerProvider
 
 __all__ = ["BACKENDS", "Client"]
@@ -209,6 +209,10 @@ class _Runner:
             return loop
 
     def _open_loop(self) -> _Loop:
+        # Imported on first use: 25-50 ms of `import activatepro_async` (anyio's
+        # thread portals) that an async-only program never needs.
+        from anyio.from_thread import start_blocking_portal
+
         cm = start_blocking_portal(self.backend)
         portal = cm.__enter__()
         try:

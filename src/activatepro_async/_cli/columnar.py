@@ -31,7 +31,7 @@ import bisect
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._columnar import _Encoder, arrow_modules, rename_columns
+from .._columnar import _Encoder, arrow_modules, literal, mask, rename_columns
 from .readers import InputError, Part, SourceRow
 
 if TYPE_CHECKING:
@@ -208,7 +208,9 @@ async def arrow_batches(
             elif not text:
                 candidates.update(range(rows))  # not a string: the row path says so
             else:
-                missing = pc.fill_null(pc.equal(column, ""), True)
+                # Arrow literals, not "" and True: see literal() (pandas).
+                empty = pc.equal(column, literal(pa, "", column.type))
+                missing = pc.fill_null(empty, literal(pa, True, pa.bool_()))
                 candidates.update(pc.indices_nonzero(missing).to_pylist())
         # Settled here in line order, the unreadable records among them, as the row path does.
         local: list[tuple[int, int | SourceRow]] = [
@@ -232,7 +234,7 @@ async def arrow_batches(
                 run.reject(row, user_id if isinstance(user_id, str) else None, "local", problems)
                 keep[what] = False
         kept = None if all(keep) else [index for index in range(rows) if keep[index]]
-        out = renamed if kept is None else renamed.filter(pa.array(keep, pa.bool_()))
+        out = renamed if kept is None else renamed.filter(mask(pa, keep))
         if "id" in out.schema.names:  # repeats are counted as the row path counts them
             run.count_repeats(out.column("id").to_pylist(), part, kept)
         sent.add(summary.sent, part, kept)
