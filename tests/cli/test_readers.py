@@ -149,6 +149,11 @@ def test_what_cannot_be_opened_says_why(
         ("id;note\n1;a, b\n2;c, d\n", (";", '"')),  # commas inside cells do not win
         ("id\nuser one\nuser two\n", (",", '"')),  # one column: the default
         ("", (",", '"')),
+        # Windows line ends with blank lines (a header-only export from Excel): the
+        # sniffer read the lone CRs as lines without a delimiter and gave up.
+        ("id;email;lastName\r\n\r\n", (";", '"')),
+        ("id;email\r\n\r\n1;a@example.com\r\n", (";", '"')),
+        ("id\temail\r\n\r\n\r\n", ("\t", '"')),
     ],
 )
 def test_sniff_dialect(sample: str, dialect: tuple[str, str]) -> None:

@@ -171,12 +171,15 @@ def sniff_dialect(sample: str, default: str = ",") -> tuple[str, str]:
     >>> sniff_dialect("id;email\\n1;a@example.com\\n")
     (';', '"')
     """
+    # Blank lines tell nothing, and with Windows line ends the sniffer takes each
+    # lone CR for a line without the delimiter and gives up (a header-only export).
+    lines = [line for line in sample.splitlines() if line.strip()]
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS)
     except csv.Error:
         return default, '"'
     delimiter, quote = dialect.delimiter, dialect.quotechar
-    header = next((line for line in sample.splitlines() if line.strip()), "")
+    header = lines[0] if lines else ""
     if delimiter not in DELIMITERS or delimiter not in header:
         # The sniffer counts characters: in a one-column file a ; or a space
         # that recurs in every value looks like a delimiter, but the header
