@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import AsyncIterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARROW_HINT",
+    "NOTHING",
     "ArrowStream",
+    "Feed",
     "arrow_modules",
     "is_arrow_item",
     "is_columnar",
@@ -77,6 +79,10 @@ WINDOW_ROWS = 8000
 _CONVERT, _ID, _ENCODE, _SIZE, _FIT = range(5)
 
 _NaN_DETAILS: str | None = None
+
+#: No item: the end of the input (the engine's sentinel is this one).
+NOTHING: Any = object()
+_NOTHING = NOTHING
 
 
 def _non_finite_details() -> str:
@@ -591,7 +597,8 @@ class _Windows:
     ) -> None:
         self.pa, self.pc = arrow_modules()
         self.rows = rows = max(chunk_size, (WINDOW_ROWS // chunk_size) * chunk_size)
-        self.windows = _windows(record_batches(source), rows)
+        # (None: the batches come one by one, to encode_window.)
+        self.windows = _windows(record_batches(source), rows) if source is not None else iter(())
         self.head, self.tail = head, tail
         self.overhead = len(head) + len(tail)
         self.chunk_size = chunk_size
@@ -677,60 +684,113 @@ class _Windows:
 
 
 async def produce(run: _Run, source: Any, send: MemoryObjectSendStream[_Chunk]) -> None:
-    """The engine's producer for columnar input: a window at a time, through ``run.flush``.
+    """The engine's producer for columnar input that is not an iterable of items.
 
-    Reading and encoding a window run in a worker thread (Arrow's kernels let
-    go of the GIL, so the event loop goes on sending); the window's rows are
-    accounted for back on the loop, without an await between rejecting them,
-    making their chunks and handing those over. A window that was read but
-    not accounted for (a cancellation while in the thread) was never
-    submitted.
+    A table, a batch, a reader, a C stream: read and encoded a window at a
+    time in a worker thread (Arrow's kernels let go of the GIL, so the event
+    loop goes on sending); each window's rows are accounted for back on the
+    loop (:meth:`Feed.hand_over`). A window that was read but not accounted
+    for (a cancellation while in the thread) was never submitted.
     """
-    windows = _Windows(
-        source,
-        head=run.head,
-        tail=run.tail,
-        chunk_size=run.chunk_size,
-        max_chunk_bytes=run.max_chunk_bytes,
-        ids_only=run.operation == "delete",
-    )
+    feed = Feed(run, send, source)
+    while True:
+        window = await anyio.to_thread.run_sync(feed.windows.next, run.submitted)
+        if window is None:
+            return
+        await feed.hand_over(window)
 
-    async def hand_over(window: _Window) -> None:
+
+class Feed:
+    """The record batches among a run's items, sent as they come between its dict rows.
+
+    One per run, made at the first batch (its encoder is kept while the
+    schema holds). A *stretch* is a run of consecutive batches in the input:
+    they are cut into windows (small ones of one schema combined) and their
+    rows numbered on from ``run.submitted``; the item that ends a stretch (a
+    dict, a User, an id) is handed back to the engine's row loop, so positions
+    follow the input order across both kinds.
+    """
+
+    def __init__(self, run: _Run, send: MemoryObjectSendStream[_Chunk], source: Any = None):
+        self.run, self.send = run, send
+        self.pa, _ = arrow_modules()
+        self.windows = _Windows(
+            source,
+            head=run.head,
+            tail=run.tail,
+            chunk_size=run.chunk_size,
+            max_chunk_bytes=run.max_chunk_bytes,
+            ids_only=run.operation == "delete",
+        )
+
+    async def hand_over(self, window: _Window) -> None:
+        """Account for one window's rows on the loop, without an await before its chunks exist."""
+        run = self.run
         rows, pieces, rejects = window
         run.submitted += rows
         for reject in rejects:
             run.reject_local(*reject)
-        await run.flush(send, [run.new_chunk(*piece) for piece in pieces])
+        await run.flush(self.send, [run.new_chunk(*piece) for piece in pieces])
 
-    if not isinstance(source, AsyncIterable):
+    async def stretch(self, first: Any, items: Iterator[Any]) -> Any:
+        """Send ``first`` and the batches after it; the next other item, or ``_NOTHING``.
+
+        A sync iterator is read in the worker thread too (it may be a file's reader).
+        """
+        ended: list[Any] = []
+        windows = self.stretch_windows(first, items, ended)
         while True:
-            window = await anyio.to_thread.run_sync(windows.next, run.submitted)
+            window = await anyio.to_thread.run_sync(next, windows, None)
             if window is None:
-                return
-            await hand_over(window)
+                return ended[0] if ended else _NOTHING
+            await self.hand_over(window)
 
-    # An async iterable of batches (the command's reader): read on the loop,
-    # each window encoded in a worker thread.
-    async def encode(batches: Iterator[Any]) -> None:
+    def stretch_windows(self, first: Any, items: Iterator[Any], ended: list[Any]) -> Iterator[Any]:
+        base = self.run.submitted  # nothing else numbers rows during a stretch
+
+        def batches() -> Iterator[Any]:
+            item = first
+            while True:
+                yield from _batches_of(self.pa, item)
+                item = next(items, _NOTHING)
+                if item is _NOTHING:
+                    return
+                if not is_arrow_item(item):
+                    ended.append(item)
+                    return
+
+        for batch in _windows(batches(), self.windows.rows):
+            window = self.windows.encode_window(batch, base)
+            base += window[0]
+            yield window
+
+    async def stretch_async(self, first: Any, items: AsyncIterator[Any]) -> Any:
+        """:meth:`stretch` of an async iterator: read on the loop, windows encoded in a thread."""
+        rebatcher = _Rebatcher(self.windows.rows)
+        item = first
+        while True:
+            for batch in list(_batches_of(self.pa, item)):
+                await self.encode(rebatcher.add(batch))
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                item = _NOTHING
+                break
+            except Exception:
+                await self.encode(rebatcher.rest())  # what was read is sent first
+                raise
+            if not is_arrow_item(item):
+                break
+        await self.encode(rebatcher.rest())
+        return item
+
+    async def encode(self, batches: Iterator[Any]) -> None:
         for batch in list(batches):
-            await hand_over(
-                await anyio.to_thread.run_sync(windows.encode_window, batch, run.submitted)
+            await self.hand_over(
+                await anyio.to_thread.run_sync(
+                    self.windows.encode_window, batch, self.run.submitted
+                )
             )
-
-    pa, _ = arrow_modules()
-    rebatcher = _Rebatcher(windows.rows)
-    items = aiter(source)
-    while True:
-        try:
-            item = await anext(items)
-        except StopAsyncIteration:
-            break
-        except Exception:
-            await encode(rebatcher.rest())  # what was read is sent first
-            raise
-        for batch in list(_batches_of(pa, item)):
-            await encode(rebatcher.add(batch))
-    await encode(rebatcher.rest())
 
 
 def check(source: Any, operation: str) -> None:
