@@ -704,11 +704,14 @@ class Feed:
     """The record batches among a run's items, sent as they come between its dict rows.
 
     One per run, made at the first batch (its encoder is kept while the
-    schema holds). A *stretch* is a run of consecutive batches in the input:
+    schema holds). A *stretch* is a run of consecutive batches of one schema:
     they are cut into windows (small ones of one schema combined) and their
-    rows numbered on from ``run.submitted``; the item that ends a stretch (a
-    dict, a User, an id) is handed back to the engine's row loop, so positions
-    follow the input order across both kinds.
+    rows numbered on from ``run.submitted``. Chunks fall where they would if
+    every row were a dict: the engine fills the chunk being filled with a
+    batch's first rows (:meth:`_Run.top_up`), and the last, partial chunk of a
+    stretch that rows follow is not sent: its rows become the start of the
+    rows' chunk (:meth:`hand_over`). The item that ends a stretch (a dict, a
+    User, an id) is handed back to the engine's row loop.
     """
 
     def __init__(self, run: _Run, send: MemoryObjectSendStream[_Chunk], source: Any = None):
@@ -723,29 +726,56 @@ class Feed:
             ids_only=run.operation == "delete",
         )
 
-    async def hand_over(self, window: _Window) -> None:
-        """Account for one window's rows on the loop, without an await before its chunks exist."""
+    async def hand_over(self, window: _Window, batch: Any = None, base: int = 0) -> None:
+        """Account for one window's rows on the loop, without an await before its chunks exist.
+
+        With ``batch`` (the window's rows, the first at input position ``base``):
+        the rows of a last chunk that is not full go to the chunk being filled
+        instead, as the rows they are (:func:`batch_rows`).
+        """
         run = self.run
         rows, pieces, rejects = window
         run.submitted += rows
         for reject in rejects:
             run.reject_local(*reject)
-        await run.flush(self.send, [run.new_chunk(*piece) for piece in pieces])
+        if batch is None or not pieces or len(pieces[-1][1]) >= run.chunk_size:
+            await run.flush(self.send, [run.new_chunk(*piece) for piece in pieces])
+            return
+        *pieces, (_, _, positions) = pieces
+        chunks = [run.new_chunk(*piece) for piece in pieces]
+        picked = self.pa.array([position - base for position in positions], self.pa.int64())
+        for position, row in zip(positions, batch_rows(run, batch.take(picked)), strict=True):
+            run.keep(row, position)
+        await run.flush(self.send, chunks, seal=False)
 
     async def stretch(self, first: Any, items: Iterator[Any]) -> Any:
         """Send ``first`` and the batches after it; the next other item, or ``_NOTHING``.
 
         A sync iterator is read in the worker thread too (it may be a file's reader).
+        Each window is handed over once the next is read (the last is handed
+        over knowing whether rows follow).
         """
         ended: list[Any] = []
         windows = self.stretch_windows(first, items, ended)
-        while True:
-            window = await anyio.to_thread.run_sync(next, windows, None)
-            if window is None:
-                return ended[0] if ended else _NOTHING
-            await self.hand_over(window)
+        held: tuple[_Window, Any, int] | None = None
+        try:
+            while (got := await anyio.to_thread.run_sync(next, windows, None)) is not None:
+                if held is not None:
+                    await self.hand_over(held[0])
+                held = got
+        except Exception:
+            if held is not None:
+                await self.hand_over(held[0])  # what was read is sent first
+            raise
+        if held is not None and ended:
+            await self.hand_over(*held)  # rows follow: its partial last chunk becomes theirs
+        elif held is not None:
+            await self.hand_over(held[0])
+        return ended[0] if ended else _NOTHING
 
-    def stretch_windows(self, first: Any, items: Iterator[Any], ended: list[Any]) -> Iterator[Any]:
+    def stretch_windows(
+        self, first: Any, items: Iterator[Any], ended: list[Any]
+    ) -> Iterator[tuple[_Window, Any, int]]:
         base = self.run.submitted  # nothing else numbers rows during a stretch
 
         def batches() -> Iterator[Any]:
@@ -755,18 +785,20 @@ class Feed:
                 item = next(items, _NOTHING)
                 if item is _NOTHING:
                     return
-                if not is_arrow_item(item):
+                if not self.goes_on(first, item):
                     ended.append(item)
                     return
 
         for batch in _windows(batches(), self.windows.rows):
             window = self.windows.encode_window(batch, base)
+            yield window, batch, base
             base += window[0]
-            yield window
 
     async def stretch_async(self, first: Any, items: AsyncIterator[Any]) -> Any:
         """:meth:`stretch` of an async iterator: read on the loop, windows encoded in a thread."""
         rebatcher = _Rebatcher(self.windows.rows)
+        self.held: tuple[_Window, Any, int] | None = None
+        self.base = self.run.submitted
         item = first
         while True:
             for batch in list(_batches_of(self.pa, item)):
@@ -778,19 +810,37 @@ class Feed:
                 break
             except Exception:
                 await self.encode(rebatcher.rest())  # what was read is sent first
+                if self.held is not None:
+                    await self.hand_over(self.held[0])
                 raise
-            if not is_arrow_item(item):
+            if not self.goes_on(first, item):
                 break
         await self.encode(rebatcher.rest())
+        if self.held is not None:
+            held, self.held = self.held, None
+            if item is not _NOTHING:
+                await self.hand_over(*held)  # rows follow: its partial last chunk becomes theirs
+            else:
+                await self.hand_over(held[0])
         return item
+
+    @staticmethod
+    def goes_on(first: Any, item: Any) -> bool:
+        """Whether ``item`` is of the stretch ``first`` began: a batch of its schema.
+
+        Another schema ends it, as a row does: the chunk its rows end in is
+        filled with the next batch's first rows (one encoder per stretch, and
+        chunks of ``chunk_size`` users whatever the schemas).
+        """
+        return is_arrow_item(item) and item.schema.equals(first.schema)
 
     async def encode(self, batches: Iterator[Any]) -> None:
         for batch in list(batches):
-            await self.hand_over(
-                await anyio.to_thread.run_sync(
-                    self.windows.encode_window, batch, self.run.submitted
-                )
-            )
+            window = await anyio.to_thread.run_sync(self.windows.encode_window, batch, self.base)
+            if self.held is not None:
+                await self.hand_over(self.held[0])
+            self.held = (window, batch, self.base)
+            self.base += window[0]
 
 
 def check(source: Any, operation: str) -> None:
@@ -804,6 +854,17 @@ def check(source: Any, operation: str) -> None:
     schema = getattr(source, "schema", None)
     if schema is not None and _from_pyarrow(type(schema)):
         _Encoder(schema, ids_only=operation == "delete")
+
+
+def batch_rows(run: _Run, batch: Any) -> Iterator[dict[str, Any]]:
+    """A batch's rows as the dict path's items of ``run``, with the columnar path's meaning.
+
+    A delete sends the ids alone (:class:`_Encoder`'s ``ids_only``).
+    """
+    if run.operation == "delete":
+        names = batch.schema.names
+        batch = batch.select(["id"] if "id" in names else [])
+    return as_rows(batch)
 
 
 def as_rows(source: Any) -> Iterator[dict[str, Any]]:

@@ -345,13 +345,21 @@ class _Run:
         while item is not _NOTHING:
             if _columnar.is_arrow_item(item):
                 feed = feed or _columnar.Feed(self, send)
-                item = await feed.stretch(item, iterator)
+                item = self.top_up(item)
+                if len(self.wires) >= self.chunk_size:
+                    await self.flush(send)
+                item = (
+                    await feed.stretch(item, iterator)
+                    if item.num_rows
+                    else next(iterator, _NOTHING)
+                )
                 continue
             if self.add(item):
                 await self.flush(send)
             item = _NOTHING
-            # (A batch met ends the chunk: the rows before it are sealed first.)
-            while self.met is _NOTHING and self.fill(iterator):
+            while self.fill(iterator):
+                if self.met is not _NOTHING:
+                    break
                 await self.flush(send)
             if self.met is not _NOTHING:
                 item, self.met = self.met, _NOTHING
@@ -367,17 +375,48 @@ class _Run:
         while item is not _NOTHING:
             if _columnar.is_arrow_item(item):
                 feed = feed or _columnar.Feed(self, send)
-                item = await feed.stretch_async(item, aiterator)
+                item = self.top_up(item)
+                if len(self.wires) >= self.chunk_size:
+                    await self.flush(send)
+                item = (
+                    await feed.stretch_async(item, aiterator)
+                    if item.num_rows
+                    else await anext(aiterator, _NOTHING)
+                )
                 continue
             if self.add(item):
                 await self.flush(send)
             item = _NOTHING
             async for other in aiterator:
                 if self.add(other):
-                    await self.flush(send)
                     if self.met is not _NOTHING:
                         item, self.met = self.met, _NOTHING
                         break
+                    await self.flush(send)
+
+    def top_up(self, batch: Any) -> Any:
+        """Fill the chunk being filled with the first rows of ``batch``; the rows left.
+
+        Taken as the rows they are (:func:`~._columnar.batch_rows`, the columnar
+        path's meaning), so a chunk holds ``chunk_size`` users whatever kind
+        of item they came in, as if every row were a dict.
+        """
+        taken, rows = 0, batch.num_rows
+        while self.wires and len(self.wires) < self.chunk_size and taken < rows:
+            want = min(self.chunk_size - len(self.wires), rows - taken)
+            for row in _columnar.batch_rows(self, batch.slice(taken, want)):
+                self.add(row)
+            taken += want
+        return batch.slice(taken) if taken else batch
+
+    def keep(self, row: dict[str, Any], position: int) -> None:
+        """Put a row already counted in ``submitted`` into the chunk being filled, checked."""
+        taken = self.check(row, position)
+        if isinstance(taken, RejectedUser):
+            self.keep_local(taken)
+        else:
+            self.wires.append(taken[0])
+            self.positions.append(position)
 
     def fill(self, iterator: Iterator[Any]) -> bool:
         """Read a sync iterator until the chunk is full (True) or it ends (False).
@@ -496,13 +535,22 @@ class _Run:
         self.keep_local(_local_reject(position, user_id, code, details, pointer))
 
     async def flush(
-        self, send: MemoryObjectSendStream[_Chunk], made: Sequence[_Chunk] = ()
+        self,
+        send: MemoryObjectSendStream[_Chunk],
+        made: Sequence[_Chunk] = (),
+        *,
+        seal: bool = True,
     ) -> None:
         """Seal the chunk being filled, report local rejects, hand over the chunks.
 
         ``made``: chunks a columnar producer made itself (with new_chunk), sent after.
+        ``seal=False``: the chunk being filled is left to fill on.
         """
-        chunks = [*self.seal(), *made]
+        if seal:
+            chunks = [*self.seal(), *made]
+        else:
+            self.queue_local()
+            chunks = list(made)
         if self.outbox:
             await self.report()  # the local rejects, before their chunks are sent
         for chunk in chunks:
