@@ -972,14 +972,9 @@ class _JsonBlocks:
             lines = block.count(b"\n") + (not block.endswith(b"\n"))
             part: Part | list[SourceRow] | None = self.arrow(block, line, lines)
             if part is None:
-                records: list[SourceRow] = []
-                try:
-                    records.extend(self.rows(block, line))
-                except InputError:  # a line that is not UTF-8
-                    if records:
-                        yield records  # the records before it are sent first
-                    raise
-                part = records
+                # (A line that is not UTF-8 raises here, as in the row path:
+                # the rows read before it in the same batch are not sent.)
+                part = list(self.rows(block, line))
             else:
                 source.rows_read += lines
             line += lines
@@ -1030,9 +1025,11 @@ class _JsonBlocks:
             f.name for f in table.schema if types.is_timestamp(f.type) or types.is_date(f.type)
         ]
         if retyped:  # strings that look like times: read again, as the text they are
+            names = table.schema.names
             table = self.read(block, pa.schema([pa.field(name, pa.string()) for name in retyped]))
-            if table is None:
+            if table is None or sorted(table.schema.names) != sorted(names):
                 return None
+            table = table.select(names)  # the keys in the file's order (the API's errors follow it)
         for field in table.schema:
             kind = field.type
             if not (types.is_string(kind) or types.is_boolean(kind) or kind == pa.int64()):
