@@ -190,6 +190,8 @@ def test_a_lone_surrogate_escape_is_rejected_and_written_to_the_rejects_file(
         "[1, 2]",
         '{"id": 70, "email": "a@example.com"}',  # an id that is no string
         '{"email": "a@example.com"}',  # no id (the block's id column has a null)
+        '{"id": "u70", "email": "a@example.com", "at": 5}',  # a number where times were
+        '{"id": "u70", "email": "a@example.com", "at": "2024-01-01"}',  # a date-only string
     ],
 )
 def test_hostile_lines_end_alike_and_the_other_blocks_go_through_arrow(
