@@ -810,19 +810,23 @@ class Feed:
                 break
             except Exception:
                 await self.encode(rebatcher.rest())  # what was read is sent first
-                if self.held is not None:
-                    await self.hand_over(self.held[0])
+                if (held := self.release()) is not None:
+                    await self.hand_over(held[0])
                 raise
             if not self.goes_on(first, item):
                 break
         await self.encode(rebatcher.rest())
-        if self.held is not None:
-            held, self.held = self.held, None
+        if (held := self.release()) is not None:
             if item is not _NOTHING:
                 await self.hand_over(*held)  # rows follow: its partial last chunk becomes theirs
             else:
                 await self.hand_over(held[0])
         return item
+
+    def release(self) -> tuple[_Window, Any, int] | None:
+        """The window :meth:`encode` holds back, no longer held."""
+        held, self.held = self.held, None
+        return held
 
     @staticmethod
     def goes_on(first: Any, item: Any) -> bool:
