@@ -36,7 +36,7 @@ from __future__ import annotations
 import array
 import importlib
 import math
-from collections.abc import AsyncIterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARROW_HINT",
+    "NOTHING",
     "ArrowStream",
+    "Feed",
     "arrow_modules",
     "is_arrow_item",
     "is_columnar",
@@ -78,6 +80,10 @@ WINDOW_ROWS = 8000
 _CONVERT, _ID, _ENCODE, _SIZE, _FIT = range(5)
 
 _NaN_DETAILS: str | None = None
+
+#: No item: the end of the input (the engine's sentinel is this one).
+NOTHING: Any = object()
+_NOTHING = NOTHING
 
 
 def _non_finite_details() -> str:
@@ -612,7 +618,8 @@ class _Windows:
     ) -> None:
         self.pa, self.pc = arrow_modules()
         self.rows = rows = max(chunk_size, (WINDOW_ROWS // chunk_size) * chunk_size)
-        self.windows = _windows(record_batches(source), rows)
+        # (None: the batches come one by one, to encode_window.)
+        self.windows = _windows(record_batches(source), rows) if source is not None else iter(())
         self.head, self.tail = head, tail
         self.overhead = len(head) + len(tail)
         self.chunk_size = chunk_size
@@ -698,60 +705,167 @@ class _Windows:
 
 
 async def produce(run: _Run, source: Any, send: MemoryObjectSendStream[_Chunk]) -> None:
-    """The engine's producer for columnar input: a window at a time, through ``run.flush``.
+    """The engine's producer for columnar input that is not an iterable of items.
 
-    Reading and encoding a window run in a worker thread (Arrow's kernels let
-    go of the GIL, so the event loop goes on sending); the window's rows are
-    accounted for back on the loop, without an await between rejecting them,
-    making their chunks and handing those over. A window that was read but
-    not accounted for (a cancellation while in the thread) was never
-    submitted.
+    A table, a batch, a reader, a C stream: read and encoded a window at a
+    time in a worker thread (Arrow's kernels let go of the GIL, so the event
+    loop goes on sending); each window's rows are accounted for back on the
+    loop (:meth:`Feed.hand_over`). A window that was read but not accounted
+    for (a cancellation while in the thread) was never submitted.
     """
-    windows = _Windows(
-        source,
-        head=run.head,
-        tail=run.tail,
-        chunk_size=run.chunk_size,
-        max_chunk_bytes=run.max_chunk_bytes,
-        ids_only=run.operation == "delete",
-    )
+    feed = Feed(run, send, source)
+    while True:
+        window = await anyio.to_thread.run_sync(feed.windows.next, run.submitted)
+        if window is None:
+            return
+        await feed.hand_over(window)
 
-    async def hand_over(window: _Window) -> None:
+
+class Feed:
+    """The record batches among a run's items, sent as they come between its dict rows.
+
+    One per run, made at the first batch (its encoder is kept while the
+    schema holds). A *stretch* is a run of consecutive batches of one schema:
+    they are cut into windows (small ones of one schema combined) and their
+    rows numbered on from ``run.submitted``. Chunks fall where they would if
+    every row were a dict: the engine fills the chunk being filled with a
+    batch's first rows (:meth:`_Run.top_up`), and the last, partial chunk of a
+    stretch that rows follow is not sent: its rows become the start of the
+    rows' chunk (:meth:`hand_over`). The item that ends a stretch (a dict, a
+    User, an id) is handed back to the engine's row loop.
+    """
+
+    def __init__(self, run: _Run, send: MemoryObjectSendStream[_Chunk], source: Any = None):
+        self.run, self.send = run, send
+        self.pa, _ = arrow_modules()
+        self.windows = _Windows(
+            source,
+            head=run.head,
+            tail=run.tail,
+            chunk_size=run.chunk_size,
+            max_chunk_bytes=run.max_chunk_bytes,
+            ids_only=run.operation == "delete",
+        )
+
+    async def hand_over(self, window: _Window, batch: Any = None, base: int = 0) -> None:
+        """Account for one window's rows on the loop, without an await before its chunks exist.
+
+        With ``batch`` (the window's rows, the first at input position ``base``):
+        the rows of a last chunk that is not full go to the chunk being filled
+        instead, as the rows they are (:func:`batch_rows`).
+        """
+        run = self.run
         rows, pieces, rejects = window
         run.submitted += rows
         for reject in rejects:
             run.reject_local(*reject)
-        await run.flush(send, [run.new_chunk(*piece) for piece in pieces])
+        if batch is None or not pieces or len(pieces[-1][1]) >= run.chunk_size:
+            await run.flush(self.send, [run.new_chunk(*piece) for piece in pieces])
+            return
+        *pieces, (_, _, positions) = pieces
+        chunks = [run.new_chunk(*piece) for piece in pieces]
+        picked = self.pa.array([position - base for position in positions], self.pa.int64())
+        for position, row in zip(positions, batch_rows(run, batch.take(picked)), strict=True):
+            run.keep(row, position)
+        await run.flush(self.send, chunks, seal=False)
 
-    if not isinstance(source, AsyncIterable):
-        while True:
-            window = await anyio.to_thread.run_sync(windows.next, run.submitted)
-            if window is None:
-                return
-            await hand_over(window)
+    async def stretch(self, first: Any, items: Iterator[Any]) -> Any:
+        """Send ``first`` and the batches after it; the next other item, or ``_NOTHING``.
 
-    # An async iterable of batches (the command's reader): read on the loop,
-    # each window encoded in a worker thread.
-    async def encode(batches: Iterator[Any]) -> None:
-        for batch in list(batches):
-            await hand_over(
-                await anyio.to_thread.run_sync(windows.encode_window, batch, run.submitted)
-            )
-
-    pa, _ = arrow_modules()
-    rebatcher = _Rebatcher(windows.rows)
-    items = aiter(source)
-    while True:
+        A sync iterator is read in the worker thread too (it may be a file's reader).
+        Each window is handed over once the next is read (the last is handed
+        over knowing whether rows follow).
+        """
+        ended: list[Any] = []
+        windows = self.stretch_windows(first, items, ended)
+        held: tuple[_Window, Any, int] | None = None
         try:
-            item = await anext(items)
-        except StopAsyncIteration:
-            break
+            while (got := await anyio.to_thread.run_sync(next, windows, None)) is not None:
+                if held is not None:
+                    await self.hand_over(held[0])
+                held = got
         except Exception:
-            await encode(rebatcher.rest())  # what was read is sent first
+            if held is not None:
+                await self.hand_over(held[0])  # what was read is sent first
             raise
-        for batch in list(_batches_of(pa, item)):
-            await encode(rebatcher.add(batch))
-    await encode(rebatcher.rest())
+        if held is not None and ended:
+            await self.hand_over(*held)  # rows follow: its partial last chunk becomes theirs
+        elif held is not None:
+            await self.hand_over(held[0])
+        return ended[0] if ended else _NOTHING
+
+    def stretch_windows(
+        self, first: Any, items: Iterator[Any], ended: list[Any]
+    ) -> Iterator[tuple[_Window, Any, int]]:
+        base = self.run.submitted  # nothing else numbers rows during a stretch
+
+        def batches() -> Iterator[Any]:
+            item = first
+            while True:
+                yield from _batches_of(self.pa, item)
+                item = next(items, _NOTHING)
+                if item is _NOTHING:
+                    return
+                if not self.goes_on(first, item):
+                    ended.append(item)
+                    return
+
+        for batch in _windows(batches(), self.windows.rows):
+            window = self.windows.encode_window(batch, base)
+            yield window, batch, base
+            base += window[0]
+
+    async def stretch_async(self, first: Any, items: AsyncIterator[Any]) -> Any:
+        """:meth:`stretch` of an async iterator: read on the loop, windows encoded in a thread."""
+        rebatcher = _Rebatcher(self.windows.rows)
+        self.held: tuple[_Window, Any, int] | None = None
+        self.base = self.run.submitted
+        item = first
+        while True:
+            for batch in list(_batches_of(self.pa, item)):
+                await self.encode(rebatcher.add(batch))
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                item = _NOTHING
+                break
+            except Exception:
+                await self.encode(rebatcher.rest())  # what was read is sent first
+                if (held := self.release()) is not None:
+                    await self.hand_over(held[0])
+                raise
+            if not self.goes_on(first, item):
+                break
+        await self.encode(rebatcher.rest())
+        if (held := self.release()) is not None:
+            if item is not _NOTHING:
+                await self.hand_over(*held)  # rows follow: its partial last chunk becomes theirs
+            else:
+                await self.hand_over(held[0])
+        return item
+
+    def release(self) -> tuple[_Window, Any, int] | None:
+        """The window :meth:`encode` holds back, no longer held."""
+        held, self.held = self.held, None
+        return held
+
+    @staticmethod
+    def goes_on(first: Any, item: Any) -> bool:
+        """Whether ``item`` is of the stretch ``first`` began: a batch of its schema.
+
+        Another schema ends it, as a row does: the chunk its rows end in is
+        filled with the next batch's first rows (one encoder per stretch, and
+        chunks of ``chunk_size`` users whatever the schemas).
+        """
+        return is_arrow_item(item) and item.schema.equals(first.schema)
+
+    async def encode(self, batches: Iterator[Any]) -> None:
+        for batch in list(batches):
+            window = await anyio.to_thread.run_sync(self.windows.encode_window, batch, self.base)
+            if self.held is not None:
+                await self.hand_over(self.held[0])
+            self.held = (window, batch, self.base)
+            self.base += window[0]
 
 
 def check(source: Any, operation: str) -> None:
@@ -765,6 +879,17 @@ def check(source: Any, operation: str) -> None:
     schema = getattr(source, "schema", None)
     if schema is not None and _from_pyarrow(type(schema)):
         _Encoder(schema, ids_only=operation == "delete")
+
+
+def batch_rows(run: _Run, batch: Any) -> Iterator[dict[str, Any]]:
+    """A batch's rows as the dict path's items of ``run``, with the columnar path's meaning.
+
+    A delete sends the ids alone (:class:`_Encoder`'s ``ids_only``).
+    """
+    if run.operation == "delete":
+        names = batch.schema.names
+        batch = batch.select(["id"] if "id" in names else [])
+    return as_rows(batch)
 
 
 def as_rows(source: Any) -> Iterator[dict[str, Any]]:

@@ -133,7 +133,7 @@ _CHUNK_ERRORS = (ActivateProError, httpx.HTTPError)
 _POINTER_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
 # A sentinel: no item (None may be an item): what fill() read that was no
 # user for its fast path, and a peeked input with nothing in it.
-_NOTHING: Any = object()
+_NOTHING: Any = _columnar.NOTHING
 # The iterators of list and tuple: no code of the caller runs as they advance.
 _STABLE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 _get_id = operator.itemgetter("id")
@@ -303,6 +303,10 @@ class _Run:
         # before the producer's next await; add() checks its own at once.
         self.wires: list[dict[str, Any]] = []
         self.positions: list[int] = []
+        # A record batch met among the rows (add() leaves it here for the
+        # reader), and the rest of the slice fill() was taking when it met it.
+        self.met: Any = _NOTHING
+        self.unread: Iterator[Any] | None = None
 
     # -- the producer ------------------------------------------------------
 
@@ -317,26 +321,9 @@ class _Run:
                 if _columnar.is_columnar(items) or not isinstance(items, Iterable | AsyncIterable):
                     await _columnar.produce(self, items, send)
                 elif isinstance(items, AsyncIterable):
-                    aiterator = aiter(items)
-                    first = await anext(aiterator, _NOTHING)
-                    if _columnar.is_arrow_item(first):  # an async iterable of record batches
-                        await _columnar.produce(self, _prepend(first, aiterator), send)
-                    elif first is not _NOTHING:
-                        if self.add(first):
-                            await self.flush(send)
-                        async for item in aiterator:
-                            if self.add(item):
-                                await self.flush(send)
+                    await self.read_async(aiter(items), send)
                 else:
-                    iterator = iter(items)
-                    first = next(iterator, _NOTHING)
-                    if _columnar.is_arrow_item(first):  # an iterable of record batches
-                        await _columnar.produce(self, itertools.chain([first], iterator), send)
-                    elif first is not _NOTHING:
-                        if self.add(first):
-                            await self.flush(send)
-                        while self.fill(iterator):
-                            await self.flush(send)
+                    await self.read(iter(items), send)
             except Exception as exc:
                 if self.hooks_broken:
                     raise  # on_chunk raised in flush(): that stops the run, it is no input error
@@ -344,6 +331,93 @@ class _Run:
                 # then stop; run_bulk raises BulkError from it.
                 self.input_error = exc
             await self.flush(send)
+
+    async def read(self, iterator: Iterator[Any], send: MemoryObjectSendStream[_Chunk]) -> None:
+        """Read a sync iterable of items: rows (dicts, Users, ids) and record batches, mixed.
+
+        Rows go through :meth:`fill`; a record batch (or table) among them
+        ends the chunk being filled (:meth:`add` hands it back in ``met``), and
+        it and the batches right after it go through the columnar encoder
+        (:class:`~._columnar.Feed`), their rows numbered on from the rows
+        before them; then the rows go on.
+        """
+        feed: _columnar.Feed | None = None
+        item = next(iterator, _NOTHING)
+        while item is not _NOTHING:
+            if _columnar.is_arrow_item(item):
+                feed = feed or _columnar.Feed(self, send)
+                item = self.top_up(item)
+                if len(self.wires) >= self.chunk_size:
+                    await self.flush(send)
+                item = (
+                    await feed.stretch(item, iterator)
+                    if item.num_rows
+                    else next(iterator, _NOTHING)
+                )
+                continue
+            if self.add(item):
+                await self.flush(send)
+            item = _NOTHING
+            while self.fill(iterator):
+                if self.met is not _NOTHING:
+                    break
+                await self.flush(send)
+            if self.met is not _NOTHING:
+                item, self.met = self.met, _NOTHING
+                if self.unread is not None:  # the rest of fill()'s slice comes first
+                    iterator, self.unread = itertools.chain(self.unread, iterator), None
+
+    async def read_async(
+        self, aiterator: AsyncIterator[Any], send: MemoryObjectSendStream[_Chunk]
+    ) -> None:
+        """:meth:`read` of an async iterable (its rows go through :meth:`add`)."""
+        feed: _columnar.Feed | None = None
+        item = await anext(aiterator, _NOTHING)
+        while item is not _NOTHING:
+            if _columnar.is_arrow_item(item):
+                feed = feed or _columnar.Feed(self, send)
+                item = self.top_up(item)
+                if len(self.wires) >= self.chunk_size:
+                    await self.flush(send)
+                item = (
+                    await feed.stretch_async(item, aiterator)
+                    if item.num_rows
+                    else await anext(aiterator, _NOTHING)
+                )
+                continue
+            if self.add(item):
+                await self.flush(send)
+            item = _NOTHING
+            async for other in aiterator:
+                if self.add(other):
+                    if self.met is not _NOTHING:
+                        item, self.met = self.met, _NOTHING
+                        break
+                    await self.flush(send)
+
+    def top_up(self, batch: Any) -> Any:
+        """Fill the chunk being filled with the first rows of ``batch``; the rows left.
+
+        Taken as the rows they are (:func:`~._columnar.batch_rows`, the columnar
+        path's meaning), so a chunk holds ``chunk_size`` users whatever kind
+        of item they came in, as if every row were a dict.
+        """
+        taken, rows = 0, batch.num_rows
+        while self.wires and len(self.wires) < self.chunk_size and taken < rows:
+            want = min(self.chunk_size - len(self.wires), rows - taken)
+            for row in _columnar.batch_rows(self, batch.slice(taken, want)):
+                self.add(row)
+            taken += want
+        return batch.slice(taken) if taken else batch
+
+    def keep(self, row: dict[str, Any], position: int) -> None:
+        """Put a row already counted in ``submitted`` into the chunk being filled, checked."""
+        taken = self.check(row, position)
+        if isinstance(taken, RejectedUser):
+            self.keep_local(taken)
+        else:
+            self.wires.append(taken[0])
+            self.positions.append(position)
 
     def fill(self, iterator: Iterator[Any]) -> bool:
         """Read a sync iterator until the chunk is full (True) or it ends (False).
@@ -373,7 +447,9 @@ class _Run:
                 wires += batch
                 self.positions += range(self.submitted, self.submitted + len(batch))
                 self.submitted += len(batch)
-            elif self.take(iter(batch)):
+            elif self.take(rest := iter(batch)):
+                if self.met is not _NOTHING:
+                    self.unread = rest  # after the record batch met
                 return True
         return True
 
@@ -410,13 +486,22 @@ class _Run:
         return True
 
     def add(self, item: Any) -> bool:
-        """Take one input item, checked now; True when the chunk is full."""
+        """Take one input item, checked now; True when the chunk is full.
+
+        Also True for a record batch (or table), not taken: it is left in
+        ``met`` for the reader, which sends it on the columnar path. (Only an
+        item the row converter refuses is looked at for that: no cost per row.)
+        """
         position = self.submitted
-        self.submitted += 1
         taken = self.check(item, position)
         if isinstance(taken, RejectedUser):
+            if _columnar.is_arrow_item(item):
+                self.met = item
+                return True
+            self.submitted += 1
             self.keep_local(taken)
             return False
+        self.submitted += 1
         self.wires.append(taken[0])
         self.positions.append(position)
         return len(self.wires) >= self.chunk_size
@@ -448,13 +533,22 @@ class _Run:
         self.keep_local(_local_reject(position, user_id, code, details, pointer))
 
     async def flush(
-        self, send: MemoryObjectSendStream[_Chunk], made: Sequence[_Chunk] = ()
+        self,
+        send: MemoryObjectSendStream[_Chunk],
+        made: Sequence[_Chunk] = (),
+        *,
+        seal: bool = True,
     ) -> None:
         """Seal the chunk being filled, report local rejects, hand over the chunks.
 
         ``made``: chunks a columnar producer made itself (with new_chunk), sent after.
+        ``seal=False``: the chunk being filled is left to fill on.
         """
-        chunks = [*self.seal(), *made]
+        if seal:
+            chunks = [*self.seal(), *made]
+        else:
+            self.queue_local()
+            chunks = list(made)
         if self.outbox:
             await self.report()  # the local rejects, before their chunks are sent
         for chunk in chunks:
@@ -854,12 +948,6 @@ class _Run:
             tracking_failures=tracking_failures,
             aborted_by=self.aborted_by or self.input_error,
         )
-
-
-async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    yield first
-    async for item in rest:
-        yield item
 
 
 def _check_tracking_id(accepted: BatchAccepted, index: int) -> None:

@@ -886,7 +886,10 @@ class AsyncClient:
         batch by batch and encoded column by column, with the dict path's
         meaning: column names are keys, a null cell is left out, integer ids
         are sent as strings (needs ``pip install 'activatepro-async[arrow]'``;
-        docs/guides/columnar.md).
+        docs/guides/columnar.md). One iterable may also mix record batches (or
+        tables, each of its own schema) with dicts and Users: positions go on
+        across both in input order, and a batch ends the chunk of the users
+        before it (a reader that falls back to dicts for some rows sends one run).
 
         With concurrency above 1, chunks may be applied out of input order:
         if the same id appears twice in different chunks, which write wins is
@@ -925,8 +928,9 @@ class AsyncClient:
 
         ``user_ids`` holds ids (``str``), :class:`User`s or wire mappings with
         an ``"id"``, or columnar input with an ``id`` column (every column is
-        sent, as for mappings: select the ones to send); unknown ids succeed,
-        as for :meth:`delete_user`.
+        sent, as for mappings: select the ones to send), or ids and record
+        batches mixed in one iterable; unknown ids succeed, as for
+        :meth:`delete_user`.
 
         >>> result = await client.delete_many(line.strip() for line in open("ids.txt"))
         """

@@ -1,23 +1,28 @@
 """JSON Lines under ``--reader auto`` against ``--reader stdlib``: they must end alike.
 
-JSON Lines stays on the standard-library reader with the ``arrow`` extra too
-(docs/decisions.md, "JSON Lines stays on the standard-library reader"). These
-files hold what Arrow's JSON reader reads with another meaning than the row
-path (1 beside 1.5, ISO date strings, an explicit ``null``, nested objects
-with other keys, integers past int64, NaN, a repeated key, two objects on one
-line, blank lines, lone surrogates), so a columnar JSON Lines path, if one is
-added, must pass this as it is: the same exit code, requests (bodies decoded),
-rejects (lines included), journal and ``--json`` summary, on both backends.
+With the ``arrow`` extra, ``--reader auto`` reads a block of lines with
+pyarrow when that is safe, and every other block with the row code
+(``readers._JsonBlocks``; docs/decisions.md, "JSON Lines goes through Arrow
+block by block"). These files hold what Arrow's JSON reader reads with another
+meaning than the row path (1 beside 1.5, ISO date strings, an explicit
+``null``, nested objects with other keys, integers past int64, NaN, a repeated
+key, two objects on one line, blank lines, lone surrogates): both readers end
+with the same exit code, requests (bodies decoded), rejects (lines included),
+journal and ``--json`` summary, on both backends, whatever the block size.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from activatepro_async._cli import readers
 
 from .conftest import Invoke, new_emulator, read_jsonl, summary
 from .test_csv_arrow import run_both
@@ -78,13 +83,38 @@ def jsonl_files(draw: st.DrawFn) -> bytes:
     return (newline.join(lines) + (newline if draw(st.booleans()) else "")).encode("utf-8")
 
 
+def arrow_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Spy: the rows of each block pyarrow read (a test sees the Arrow path was taken)."""
+    seen: list[int] = []
+    real = readers._JsonBlocks.arrow
+
+    def arrow(self: Any, block: bytes, first: int, lines: int) -> Any:
+        part = real(self, block, first, lines)
+        if part is not None:
+            seen.append(part.batch.num_rows)
+        return part
+
+    monkeypatch.setattr(readers._JsonBlocks, "arrow", arrow)
+    return seen
+
+
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(content=jsonl_files(), backend=st.sampled_from(["asyncio", "trio"]))
+@given(
+    content=jsonl_files(),
+    backend=st.sampled_from(["asyncio", "trio"]),
+    block=st.sampled_from([16, 64, 200, 1 << 20]),
+)
 def test_both_readers_send_reject_and_journal_json_lines_alike(
-    invoke: Invoke, tmp_path: Path, backend: str, content: bytes
+    invoke: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    content: bytes,
+    block: int,
 ) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", block)  # small blocks: both kinds in one file
     path = tmp_path / "users.jsonl"
     path.write_bytes(content)
     auto, stdlib = run_both(invoke, path, backend=backend)
@@ -139,3 +169,97 @@ def test_a_lone_surrogate_escape_is_rejected_and_written_to_the_rejects_file(
     (reject,) = read_jsonl(rejects)
     assert (reject["line"], reject["stage"], reject["row"]["note"]) == (1, "local", "\ud800")
     assert "cannot be sent as JSON" in reject["errors"][0]["details"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '{"id": "u70", "email": "a@example.com", "age": 1.5}',  # the block's age: double
+        '{"id": "u70", "email": "a@example.com", "age": null}',  # sent as null: clears
+        '{"id": "u70", "email": "a@example.com", "age": "seven"}',  # number then string
+        '{"id": "u70", "email": "a@example.com", "pet": {"a": 1}}',  # nested
+        '{"id": "u70", "email": "a@example.com", "age": 18446744073709551616}',
+        '{"id": "u70", "email": "a@example.com", "age": NaN}',
+        '{"id": "u70", "id": "u71", "email": "a@example.com"}',  # a repeated key
+        '{"id": "u70", "email": "a@example.com", "note": "\\ud800"}',  # a lone surrogate
+        '{"id": "u70", "email": "a@example.com"} {"id": "u71", "email": "b@example.com"}',
+        "",
+        "   ",
+        '  {"id": "u70", "email": "a@example.com"}',
+        '{"id": "u70", "email": "a@example.com",',  # broken
+        "[1, 2]",
+        '{"id": 70, "email": "a@example.com"}',  # an id that is no string
+        '{"email": "a@example.com"}',  # no id (the block's id column has a null)
+        '{"id": "u70", "email": "a@example.com", "at": 5}',  # a number where times were
+        '{"id": "u70", "email": "a@example.com", "at": "2024-01-01"}',  # a date-only string
+    ],
+)
+def test_hostile_lines_end_alike_and_the_other_blocks_go_through_arrow(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostile: str
+) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", 600)
+    lines = [
+        f'{{"id": "u{i}", "email": "u{i}@example.com", "age": {i}, "vip": true, '
+        f'"at": "2024-01-01T08:00:{i % 60:02}Z"}}'
+        for i in range(120)
+    ]
+    lines[70] = hostile
+    path = tmp_path / "users.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen = arrow_blocks(monkeypatch)
+    auto, stdlib = run_both(invoke, path, "--chunk-size", "7")
+    assert auto == stdlib
+    assert seen  # the other blocks went through pyarrow
+
+
+def test_a_uniform_file_goes_through_arrow_and_ends_as_the_row_path(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", 300)
+    text = "".join(
+        json.dumps({"id": f"u{i % 50}", "email": f"u{i}@example.com", "firstName": "0042"}) + "\n"
+        for i in range(200)
+    )
+    path = tmp_path / "users.jsonl.gz"  # the blocks of a decompressed stream
+    path.write_bytes(gzip.compress(text.encode()))
+    seen = arrow_blocks(monkeypatch)
+    auto, stdlib = run_both(invoke, path, "--chunk-size", "9")
+    assert auto == stdlib
+    assert sum(seen) == 200
+    assert auto[1]["duplicate_ids"]["rows"] == 150
+    assert [len(body["updated"]) for body in auto[-1]] == [9] * 22 + [2]
+
+
+def test_a_run_resumes_from_the_other_readers_journal(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", 100)
+    path = tmp_path / "users.jsonl"
+    rows = [json.dumps({"id": f"u{i}", "email": f"u{i}@example.com"}) for i in range(10)]
+    rows.append('{"id": "u10", "email": null}')
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    journal = str(tmp_path / "j")
+    first = invoke("import", str(path), "--journal", journal, "--reader", "stdlib", "--json")
+    assert first.exit_code == 1, first.output
+    seen = arrow_blocks(monkeypatch)
+    again = invoke("import", str(path), "--journal", journal, "--json", "--chunk-size", "1")
+    data = summary(again)
+    assert (data["rows"], data["skipped"], data["sent"], data["accepted"]) == (11, 11, 0, 10)
+    assert seen
+
+
+def test_bytes_that_are_not_utf8_name_their_line_under_both_readers(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    path = tmp_path / "users.jsonl"
+    path.write_bytes(
+        b'{"id": "u1", "email": "a@example.com"}\n{"id": "u2", "email": "b\xff@example.com"}\n'
+    )
+    ends = []
+    for reader in ("auto", "stdlib"):
+        emulator = new_emulator()
+        result = invoke("import", str(path), "--reader", reader, transport=emulator.transport())
+        assert result.exit_code == 2
+        assert "line 2 is not valid utf-8" in result.output
+        ends.append([r.body for r in emulator.requests if r.method == "POST"])
+    assert ends[0] == ends[1] == []  # the row path reads in batches: the error drops its batch

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .engine import _Run
     from .mapping import ColumnPlan
 
-__all__ = ["SentRows", "Settled", "arrow_batches", "usable"]
+__all__ = ["SentRows", "Settled", "arrow_batches", "mixed_items", "usable"]
 
 
 def usable(plan: ColumnPlan, schema: Any, *, dry_run: bool) -> bool:
@@ -157,90 +157,131 @@ async def arrow_batches(
     run: _Run, parts: AsyncIterator[Part], keys: list[str | None]
 ) -> AsyncIterator[Any]:
     """The batches to send, one per part read; the rows settled here are settled on the loop."""
+    async for part in run.read(parts):
+        out = settle_part(run, part, keys)
+        if out is not None:
+            yield out
+
+
+async def mixed_items(
+    run: _Run, parts: AsyncIterator[Part | list[SourceRow]]
+) -> AsyncIterator[Any]:
+    """A JSON Lines file's items: a batch per block pyarrow read, a dict per row of the others.
+
+    Each block's own columns make its keys (JSON Lines has no header); a
+    block whose columns the plan cannot take as a batch (:func:`usable`, or
+    keys it refuses) is read by the row code after all. The engine takes both
+    kinds in one run, numbering them on in this order, as ``summary.sent`` does.
+    """
+    plan, source = run.plan, run.source
+    async for part in run.read(parts):
+        if isinstance(part, Part):
+            names = list(part.batch.schema.names)
+            try:
+                keys = plan.keys(names, source.name)
+            except ValueError:
+                keys = None  # what the plan says of such a row, the row code says row by row
+            if keys is not None and usable(plan, part.batch.schema, dry_run=False):
+                out = settle_part(run, part, keys)
+                if out is not None:
+                    yield out
+                continue
+            part = list(source.arrow_rows(part))  # type: ignore[attr-defined]
+        for row in part:
+            item = run.settle_locally(row)
+            if item is not None:
+                run.sent[run.summary.sent] = row
+                run.summary.sent += 1
+                yield item
+        run.progress.update(run.summary, source)
+        if run.unwritten_rows >= run.options.journal_rows:
+            run.write()
+
+
+def settle_part(run: _Run, part: Part, keys: list[str | None]) -> Any | None:
+    """Settle here what a part's rows the command settles itself; the batch to send, if any."""
     pa, pc = arrow_modules()
     plan, summary, journal = run.plan, run.summary, run.journal
     sent = run.columnar
     assert sent is not None
-    async for part in run.read(parts):
-        batch = part.batch
-        rows = batch.num_rows
-        summary.rows += rows + len(part.unreadable)
-        keep = [True] * rows
-        if journal is not None and journal.resumed:
-            for index in range(rows):
-                if journal.is_done(part.line(index)):
-                    keep[index] = False
-                    summary.skipped += 1
-        renamed = rename_columns(batch, keys)
-        candidates: set[int] = set()
-        for key, cast in plan.casters.items():
-            if key not in renamed.schema.names:
-                continue
-            values: list[Any] = []
-            for index, value in enumerate(renamed.column(key).to_pylist()):
-                if value is not None:
-                    try:
-                        value = cast(value)
-                    except ValueError:
-                        candidates.add(index)  # the row path says why
-                        value = None
-                values.append(value)
-            try:
-                column = pa.array(values)
-            except (OverflowError, pa.ArrowException) as exc:
-                raise InputError(
-                    f"{run.source.name}: the values --type gives {key!r} do not fit one Arrow "
-                    f"column ({exc}): rerun with --reader stdlib"
-                ) from None
-            at = renamed.schema.get_field_index(key)
-            renamed = pa.RecordBatch.from_arrays(
-                [column if i == at else renamed.column(i) for i in range(renamed.num_columns)],
-                names=renamed.schema.names,
-            )
-        for key in renamed.schema.names:
-            if key not in plan.required and key != "businessUnit":
-                continue
-            column = renamed.column(key)
-            text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-            if key == "businessUnit":  # a string or nothing
-                if not text and not pa.types.is_null(column.type):
-                    candidates.update(pc.indices_nonzero(pc.is_valid(column)).to_pylist())
-            elif not text:
-                candidates.update(range(rows))  # not a string: the row path says so
-            else:
-                # Arrow literals, not "" and True: see literal() (pandas).
-                empty = pc.equal(column, literal(pa, "", column.type))
-                missing = pc.fill_null(empty, literal(pa, True, pa.bool_()))
-                candidates.update(pc.indices_nonzero(missing).to_pylist())
-        # Settled here in line order, the unreadable records among them, as the row path does.
-        local: list[tuple[int, int | SourceRow]] = [
-            (part.line(index), index) for index in candidates if keep[index]
-        ]
-        local += [(row.line, row) for row in part.unreadable]
-        for _, what in sorted(local, key=lambda pair: pair[0]):
-            if isinstance(what, SourceRow):
-                run.settle_locally(what)  # counted in summary.rows above
-                summary.rows -= 1
-                continue
-            cells = sent.raw(part, what)
-            data = {k: v for k, v in batch.slice(what, 1).to_pylist()[0].items() if v is not None}
-            if plan.operation == "upsert":
-                item, problems = plan.user(data)
-                user_id = item.get("id")
-            else:
-                user_id, problems = plan.user_id(data)
-            if problems:
-                row = SourceRow(part.line(what), data, cells, None)
-                run.reject(row, user_id if isinstance(user_id, str) else None, "local", problems)
-                keep[what] = False
-        kept = None if all(keep) else [index for index in range(rows) if keep[index]]
-        out = renamed if kept is None else renamed.filter(mask(pa, keep))
-        if "id" in out.schema.names:  # repeats are counted as the row path counts them
-            run.count_repeats(out.column("id").to_pylist(), part, kept)
-        sent.add(summary.sent, part, kept)
-        summary.sent += out.num_rows
-        run.progress.update(summary, run.source)
-        if run.unwritten_rows >= run.options.journal_rows:
-            run.write()
-        if out.num_rows:
-            yield out
+    batch = part.batch
+    rows = batch.num_rows
+    summary.rows += rows + len(part.unreadable)
+    keep = [True] * rows
+    if journal is not None and journal.resumed:
+        for index in range(rows):
+            if journal.is_done(part.line(index)):
+                keep[index] = False
+                summary.skipped += 1
+    renamed = rename_columns(batch, keys)
+    candidates: set[int] = set()
+    for key, cast in plan.casters.items():
+        if key not in renamed.schema.names:
+            continue
+        values: list[Any] = []
+        for index, value in enumerate(renamed.column(key).to_pylist()):
+            if value is not None:
+                try:
+                    value = cast(value)
+                except ValueError:
+                    candidates.add(index)  # the row path says why
+                    value = None
+            values.append(value)
+        try:
+            column = pa.array(values)
+        except (OverflowError, pa.ArrowException) as exc:
+            raise InputError(
+                f"{run.source.name}: the values --type gives {key!r} do not fit one Arrow "
+                f"column ({exc}): rerun with --reader stdlib"
+            ) from None
+        at = renamed.schema.get_field_index(key)
+        renamed = pa.RecordBatch.from_arrays(
+            [column if i == at else renamed.column(i) for i in range(renamed.num_columns)],
+            names=renamed.schema.names,
+        )
+    for key in renamed.schema.names:
+        if key not in plan.required and key != "businessUnit":
+            continue
+        column = renamed.column(key)
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if key == "businessUnit":  # a string or nothing
+            if not text and not pa.types.is_null(column.type):
+                candidates.update(pc.indices_nonzero(pc.is_valid(column)).to_pylist())
+        elif not text:
+            candidates.update(range(rows))  # not a string: the row path says so
+        else:
+            # Arrow literals, not "" and True: see literal() (pandas).
+            empty = pc.equal(column, literal(pa, "", column.type))
+            missing = pc.fill_null(empty, literal(pa, True, pa.bool_()))
+            candidates.update(pc.indices_nonzero(missing).to_pylist())
+    # Settled here in line order, the unreadable records among them, as the row path does.
+    local: list[tuple[int, int | SourceRow]] = [
+        (part.line(index), index) for index in candidates if keep[index]
+    ]
+    local += [(row.line, row) for row in part.unreadable]
+    for _, what in sorted(local, key=lambda pair: pair[0]):
+        if isinstance(what, SourceRow):
+            run.settle_locally(what)  # counted in summary.rows above
+            summary.rows -= 1
+            continue
+        cells = sent.raw(part, what)
+        data = {k: v for k, v in batch.slice(what, 1).to_pylist()[0].items() if v is not None}
+        if plan.operation == "upsert":
+            item, problems = plan.user(data)
+            user_id = item.get("id")
+        else:
+            user_id, problems = plan.user_id(data)
+        if problems:
+            row = SourceRow(part.line(what), data, cells, None)
+            run.reject(row, user_id if isinstance(user_id, str) else None, "local", problems)
+            keep[what] = False
+    kept = None if all(keep) else [index for index in range(rows) if keep[index]]
+    out = renamed if kept is None else renamed.filter(mask(pa, keep))
+    if "id" in out.schema.names:  # repeats are counted as the row path counts them
+        run.count_repeats(out.column("id").to_pylist(), part, kept)
+    sent.add(summary.sent, part, kept)
+    summary.sent += out.num_rows
+    run.progress.update(summary, run.source)
+    if run.unwritten_rows >= run.options.journal_rows:
+        run.write()
+    return out if out.num_rows else None

@@ -466,12 +466,7 @@ class _Run:
         summary = self.summary
         if self.stage is not None:
             self.stage.on_chunk(outcome)
-        if self.columnar is not None:
-            settled = self.columnar.take(
-                outcome.positions, {user.position for user in outcome.rejected}
-            )
-        else:
-            settled = _settle_rows([self.sent.pop(p) for p in outcome.positions], outcome)
+        settled = self.settle(outcome)
         for user in outcome.rejected:
             stage = "local" if user.local else "api"
             self.reject(settled.rejected[user.position], user.user_id, stage, user.errors)
@@ -507,6 +502,33 @@ class _Run:
         if self.unwritten_rows >= self.options.journal_rows:
             self.write()
         self.progress.update(summary, self.source)
+
+    def settle(self, outcome: ChunkOutcome) -> Settled:
+        """The rows an outcome settles, from where they were kept (sent as rows or in a batch)."""
+        columnar, sent = self.columnar, self.sent
+        if columnar is None:
+            return _settle_rows([sent.pop(p) for p in outcome.positions], outcome)
+        rejected = {user.position for user in outcome.rejected}
+        if not sent:
+            return columnar.take(outcome.positions, rejected)
+        # JSON Lines (mixed_items): a chunk holds rows of one kind; the local
+        # rejects of an outcome may be of both.
+        rows = [p for p in outcome.positions if p in sent]
+        if len(rows) == len(outcome.positions):
+            return _settle_rows([sent.pop(p) for p in outcome.positions], outcome)
+        in_batches = tuple(p for p in outcome.positions if p not in sent)
+        batch = columnar.take(in_batches, rejected.intersection(in_batches))
+        if not rows:
+            return batch
+        by_rows = _settle_rows([sent.pop(p) for p in rows], outcome, rows)
+        from .columnar import Settled
+
+        return Settled(
+            by_rows.count + batch.count,
+            min(by_rows.first, batch.first),
+            max(by_rows.last, batch.last),
+            {**by_rows.rejected, **batch.rejected},
+        )
 
     def on_progress(self, progress: BulkProgress) -> None:
         summary = self.summary
@@ -560,6 +582,10 @@ class _Run:
             from .columnar import arrow_batches
 
             items = arrow_batches(self, rows, keys)
+        elif self.columnar is not None:
+            from .columnar import mixed_items
+
+            items = mixed_items(self, rows)
         try:
             result = await bulk(
                 items,
@@ -594,6 +620,17 @@ class _Run:
         schema = getattr(self.source, "arrow_schema", None)
         # A sync's stage picks rows one by one (their hashes): it takes the row path.
         if schema is None or self.client is None or not self.options.columnar or self.stage:
+            if (
+                self.client is not None
+                and self.options.columnar
+                and not self.stage
+                and getattr(self.source, "json_blocks", False)
+            ):
+                # JSON Lines: keys per block (mixed_items); the rows of the
+                # blocks pyarrow does not read are kept in self.sent.
+                from .columnar import SentRows
+
+                self.columnar = SentRows(self.source.arrow_raw)  # type: ignore[attr-defined]
             return None
         from .columnar import SentRows, usable
 
@@ -607,9 +644,10 @@ class _Run:
         self.resume()
         keys = self.columnar_keys()
         # Abandoned on cancel (Ctrl-C), so a read blocked on an idle pipe cannot hang the exit.
-        source: Any = self.source if keys is None else self.source.arrow_parts()  # type: ignore[attr-defined]
+        blocks = keys is not None or self.columnar is not None
+        source: Any = self.source.arrow_parts() if blocks else self.source  # type: ignore[attr-defined]
         rows = aiter(
-            ThreadedReader(source, batch=_READ_BATCH if keys is None else 1, abandon_on_cancel=True)
+            ThreadedReader(source, batch=1 if blocks else _READ_BATCH, abandon_on_cancel=True)
         )
         try:
             await self.send(rows, keys)
@@ -734,12 +772,22 @@ async def run(
     return await the_run.run()
 
 
-def _settle_rows(rows: list[SourceRow], outcome: ChunkOutcome) -> Settled:
-    """The row path's :class:`~.columnar.Settled`: the rows by position, in hand."""
+def _settle_rows(
+    rows: list[SourceRow], outcome: ChunkOutcome, positions: list[int] | None = None
+) -> Settled:
+    """The row path's :class:`~.columnar.Settled`: the rows by position, in hand.
+
+    ``positions``: the rows' positions, when they are only some of the outcome's.
+    """
     from .columnar import Settled
 
-    by_position = dict(zip(outcome.positions, rows, strict=True))
-    rejected = {user.position: by_position[user.position] for user in outcome.rejected}
+    given = outcome.positions if positions is None else positions
+    by_position = dict(zip(given, rows, strict=True))
+    rejected = {
+        user.position: by_position[user.position]
+        for user in outcome.rejected
+        if user.position in by_position
+    }
     if not rows:
         return Settled(0, 0, 0, rejected)
     return Settled(len(rows), rows[0].line, rows[-1].line, rejected)

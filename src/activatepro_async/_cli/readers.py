@@ -28,10 +28,11 @@ import io
 import itertools
 import json
 import os
+import re
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Literal, cast
 
 from .._wire import decode_json
@@ -619,7 +620,11 @@ class Source:
     # -- JSON Lines -------------------------------------------------------------
 
     def _jsonl_rows(self) -> Iterator[SourceRow]:
-        for number, text in enumerate(self._decoded_lines(), 1):
+        return self._json_records(enumerate(self._decoded_lines(), 1))
+
+    def _json_records(self, lines: Iterable[tuple[int, str]]) -> Iterator[SourceRow]:
+        """The records of numbered lines of text (the row code of either reader)."""
+        for number, text in lines:
             stripped = text.strip()
             if not stripped:
                 continue
@@ -686,10 +691,27 @@ class Source:
             return None
         return pa.schema([pa.field(name, pa.string()) for name in self.header])
 
-    def arrow_parts(self) -> Iterator[Part]:
-        """The input as :class:`Part` s: Parquet's record batches, CSV's blocks."""
+    @property
+    def json_blocks(self) -> bool:
+        """Whether JSON Lines can be read in blocks, some by pyarrow (:class:`_JsonBlocks`)."""
+        if self.format != "jsonl" or codecs.lookup(self.encoding).name != "utf-8":
+            return False
+        try:
+            importlib.import_module("pyarrow.json")
+        except ImportError:
+            return False
+        return True
+
+    def arrow_parts(self) -> Iterator[Part | list[SourceRow]]:
+        """The input as :class:`Part` s: Parquet's record batches, CSV's blocks.
+
+        JSON Lines: a :class:`Part` per block pyarrow reads, else the block's records.
+        """
         if self.format == "csv":
             yield from _CsvBlocks(self).parts()
+            return
+        if self.format == "jsonl":
+            yield from _JsonBlocks(self).parts()
             return
         parquet = self._parquet()
         total = max(self.total_rows, 1)
@@ -711,7 +733,16 @@ class Source:
         cells = part.batch.slice(row, 1).to_pylist()[0]
         if self.format == "csv":  # the record's cells, an empty one "" (the csv module's)
             return ["" if cell is None else cell for cell in cells.values()]
+        if self.format == "jsonl":  # the object: a key its line does not have is null here
+            return {key: value for key, value in cells.items() if value is not None}
         return cells
+
+    def arrow_rows(self, part: Part) -> Iterator[SourceRow]:
+        """A part's rows as the row path's records (a JSON Lines block read by pyarrow:
+        its values are the ones the row code reads, :class:`_JsonBlocks`)."""
+        for index, cells in enumerate(part.batch.to_pylist()):
+            data = {key: value for key, value in cells.items() if value is not None}
+            yield SourceRow(part.line(index), data, data, None)
 
     def _parquet_rows(self) -> Iterator[SourceRow]:
         # A row's "line" is its number (1-based); its nulls are left out, like
@@ -888,6 +919,158 @@ class _CsvBlocks:
             raise InputError(_damaged(self.source.name, line, exc)) from None
         self.carry = b""
         return raw
+
+
+# What makes a JSON Lines block unsafe for pyarrow even when it parses: an
+# explicit null (the row path sends it, which clears the attribute; Arrow cannot
+# tell it from a missing key) and a surrogate escape (a lone one is no
+# character: the row path rejects that user).
+_UNSAFE_JSON = re.compile(rb":\s*null|\\u[dD][89a-fA-F]")
+
+
+class _JsonBlocks:
+    """A JSON Lines file as blocks of lines: a :class:`Part` where pyarrow reads it faithfully.
+
+    A block (about :data:`_BLOCK` bytes, cut after a line break) is read by
+    ``pyarrow.json`` only when its rows are sure to be its lines and to hold
+    what the row code would send: every line one object, ``{`` first and
+    ``}`` last (no blank line, no whitespace around, no two objects on a
+    line), valid UTF-8, no explicit ``null`` and no surrogate escape
+    (:data:`_UNSAFE_JSON`), and every column a string, an int64 or a
+    boolean (a column inferred as a timestamp or a date is read again as
+    strings: the text as written). Anything else pyarrow refuses (a repeated
+    key, NaN, a number beside a string) or would retype (a double: ``1``
+    beside ``1.5``; an integer past int64; a nested object or an array) makes
+    the block go to the row code, as ``--reader stdlib`` reads it: its
+    records (a list of :class:`SourceRow`) are the part. So lines, values and
+    problems are the row code's.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.pa = importlib.import_module("pyarrow")
+        self.json = importlib.import_module("pyarrow.json")
+        # The last block's keys (in order) and those it read as strings, not times.
+        self.strings: tuple[list[str], Any] | None = None
+
+    def parts(self) -> Iterator[Part | list[SourceRow]]:
+        source = self.source
+        line = 1  # the line the next block starts at
+        carry = b""
+        stream, tell = source._stream, source._position
+        while True:
+            try:
+                data = stream.read(_BLOCK)
+            except source._damage as exc:
+                raise InputError(_damaged(source.name, line, exc)) from None
+            block = carry + data
+            if data:
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    carry = block  # no line break yet: read on
+                    continue
+                block, carry = block[:cut], block[cut:]
+            elif not block:
+                break
+            else:
+                carry = b""
+            lines = block.count(b"\n") + (not block.endswith(b"\n"))
+            part: Part | list[SourceRow] | None = self.arrow(block, line, lines)
+            if part is None:
+                # (A line that is not UTF-8 raises here, as in the row path:
+                # the rows read before it in the same batch are not sent.)
+                part = list(self.rows(block, line))
+            else:
+                source.rows_read += lines
+            line += lines
+            self.count_bytes(data, tell)
+            yield part
+        if source.total_bytes is not None:
+            source.bytes_read = source.total_bytes
+
+    def count_bytes(self, data: bytes, tell: Callable[[], int] | None) -> None:
+        source = self.source
+        if source.compression is None:
+            source.bytes_read += len(data)
+        elif tell is not None:
+            source.bytes_read = tell()
+
+    def rows(self, block: bytes, first: int) -> Iterator[SourceRow]:
+        """The block's records, read by the row code (``--reader stdlib``'s)."""
+        source = self.source
+        raws = io.BytesIO(block).readlines()  # split at \n only, as the file's lines are
+        encoding = source.encoding
+        return source._json_records(
+            (first + i, source._decode(raw, first + i, encoding)) for i, raw in enumerate(raws)
+        )
+
+    def arrow(self, block: bytes, first: int, lines: int) -> Part | None:
+        """The block read by pyarrow, or None when it may not mean what the row code reads."""
+        breaks = block.count(b"\n")
+        ends = block.count(b"}\n") + block.count(b"}\r\n")
+        if (
+            not block.startswith(b"{")
+            or ends != breaks
+            or block.count(b"\n{") != lines - 1
+            or (not block.endswith(b"\n") and not block.endswith(b"}"))
+            or block.count(b"\r") != block.count(b"}\r\n")
+            or len(block) > _FIELD_LIMIT * 8
+            # (find first: the regular expression costs more than the read itself)
+            or ((b"null" in block or b"\\u" in block) and _UNSAFE_JSON.search(block))
+        ):
+            return None
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # the row code names the line
+        pa, types = self.pa, self.pa.types
+        table = None
+        if self.strings is not None:  # the columns the last block had to read again
+            names, strings = self.strings
+            table = self.read(block, strings)
+            if table is not None and sorted(table.schema.names) == sorted(names):
+                table = table.select(names)
+            else:
+                table = None
+        if table is None:
+            table = self.read(block)
+            if table is None:
+                return None
+        retyped = [
+            f.name for f in table.schema if types.is_timestamp(f.type) or types.is_date(f.type)
+        ]
+        if retyped:  # strings that look like times: read again, as the text they are
+            names = table.schema.names
+            strings = pa.schema([pa.field(name, pa.string()) for name in retyped])
+            table = self.read(block, strings)
+            if table is None or sorted(table.schema.names) != sorted(names):
+                return None
+            table = table.select(names)  # the keys in the file's order (the API's errors follow it)
+            self.strings = (names, strings)  # the next block is read so at once
+        for field in table.schema:
+            kind = field.type
+            if not (types.is_string(kind) or types.is_boolean(kind) or kind == pa.int64()):
+                return None
+        if table.num_rows != lines:
+            return None
+        batches = table.combine_chunks().to_batches()
+        return Part(batches[0], first, []) if len(batches) == 1 else None
+
+    def read(self, block: bytes, strings: Any = None) -> Any:
+        json = self.json
+        options = json.ParseOptions(newlines_in_values=False)
+        if strings is not None:
+            options = json.ParseOptions(
+                explicit_schema=strings, unexpected_field_behavior="infer", newlines_in_values=False
+            )
+        try:
+            return json.read_json(
+                self.pa.py_buffer(block),
+                read_options=json.ReadOptions(use_threads=False, block_size=len(block) + 1),
+                parse_options=options,
+            )
+        except self.pa.ArrowInvalid:  # a repeated key, NaN, a number then a string...
+            return None
 
 
 def _json_kind(value: Any) -> str:
