@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
 
-from ._wire import MAX_USER_BYTES, encode_json, id_problem, value_to_wire
+from ._wire import (
+    MAX_USER_BYTES,
+    encode_json,
+    id_problem,
+    too_large_problem,
+    unfit_problem,
+    value_to_wire,
+)
 from .errors import ConfigurationError, ErrorCode
 
 if TYPE_CHECKING:
@@ -524,8 +531,7 @@ class _Encoder:
                     row,
                     _SIZE,
                     ErrorCode.INVALID_FIELD,
-                    f"the user is {size} bytes as JSON; the API takes at most "
-                    f"{MAX_USER_BYTES} (1 MiB) per user",
+                    too_large_problem(size),
                 )
         unfit = pc.greater(sizes, literal(pa, max_chunk_bytes - overhead, pa.int64()))
         if pc.any(unfit).as_py():
@@ -535,8 +541,7 @@ class _Encoder:
                     row,
                     _FIT,
                     ErrorCode.MAX_BATCH_SIZE,
-                    f"the user is {size} bytes as JSON, more than fits in "
-                    f"max_chunk_bytes={max_chunk_bytes}: raise max_chunk_bytes",
+                    unfit_problem(size, max_chunk_bytes),
                 )
         return users, sizes, ids, problems
 

@@ -85,6 +85,8 @@ from ._wire import (
     encode_json_telling,
     id_problem,
     item_encoder,
+    too_large_problem,
+    unfit_problem,
 )
 from .bulk import (
     BatchSender,
@@ -684,8 +686,7 @@ class _Run:
                     position,
                     uid,
                     ErrorCode.INVALID_FIELD,
-                    f"the user is {len(part)} bytes as JSON; the API takes at most "
-                    f"{MAX_USER_BYTES} (1 MiB) per user",
+                    too_large_problem(len(part)),
                 )
                 continue
             if len(part) + overhead > self.max_chunk_bytes:
@@ -693,8 +694,7 @@ class _Run:
                     position,
                     uid,
                     ErrorCode.MAX_BATCH_SIZE,
-                    f"the user is {len(part)} bytes as JSON, more than fits in "
-                    f"max_chunk_bytes={self.max_chunk_bytes}: raise max_chunk_bytes",
+                    unfit_problem(len(part), self.max_chunk_bytes),
                 )
                 continue
             added = len(part) + (1 if parts else 0)

@@ -87,6 +87,21 @@ def id_problem(uid: object) -> str:
     return f"the user has an id that is not a non-empty string: {uid!r}"
 
 
+def too_large_problem(size: int) -> str:
+    """Why a user of ``size`` bytes as JSON is refused before sending (both paths)."""
+    return (
+        f"the user is {size} bytes as JSON; the API takes at most {MAX_USER_BYTES} (1 MiB) per user"
+    )
+
+
+def unfit_problem(size: int, max_chunk_bytes: int) -> str:
+    """Why a user of ``size`` bytes fits in no chunk of ``max_chunk_bytes`` (both paths)."""
+    return (
+        f"the user is {size} bytes as JSON, more than fits in "
+        f"max_chunk_bytes={max_chunk_bytes}: raise max_chunk_bytes"
+    )
+
+
 # -- values -------------------------------------------------------------------
 
 #: The value types that are their own wire form (the bulk hot path tests this).
