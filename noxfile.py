@@ -4,7 +4,8 @@ The whole suite runs on the Python of your environment (``scripts/test``). Here,
 the core (the client, the bulk engine, the sync facade, the emulator) runs on the
 oldest and the newest Python that ``requires-python`` admits, each in its own
 virtualenv with only the SDK, its ``server``, ``fast`` and ``arrow`` extras and the test tools:
-what a user of that Python installs, on asyncio (see ``_BACKENDS``). The CLI,
+what a user of that Python installs, on asyncio (see ``_BACKENDS``), drawing a quarter of
+each property test's examples (``ACTIVATEPRO_TEST_EXAMPLES``; the main Python draws all). The CLI,
 Spark, chaos, packaging and benchmark tests stay on one Python; they exercise the
 same core.
 """
