@@ -4,7 +4,8 @@ The whole suite runs on the Python of your environment (``scripts/test``). Here,
 the core (the client, the bulk engine, the sync facade, the emulator) runs on the
 oldest and the newest Python that ``requires-python`` admits, each in its own
 virtualenv with only the SDK, its ``server``, ``fast`` and ``arrow`` extras and the test tools:
-what a user of that Python installs, on asyncio (see ``_BACKENDS``). The CLI,
+what a user of that Python installs, on asyncio (see ``_BACKENDS``), drawing a quarter of
+each property test's examples (``ACTIVATEPRO_TEST_EXAMPLES``; the main Python draws all). The CLI,
 Spark, chaos, packaging and benchmark tests stay on one Python; they exercise the
 same core.
 """
@@ -49,5 +50,10 @@ def core(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         *_core_tests(),
-        env={"ACTIVATEPRO_TEST_BACKENDS": _BACKENDS[str(session.python)]},
+        env={
+            "ACTIVATEPRO_TEST_BACKENDS": _BACKENDS[str(session.python)],
+            # A quarter of each property test's examples (tests/helpers.py: examples): the
+            # main Python draws them all; here they check what changes with the Python.
+            "ACTIVATEPRO_TEST_EXAMPLES": "0.25",
+        },
     )

@@ -30,6 +30,32 @@ if TYPE_CHECKING:
 
 API_KEY = "test-key-d41d8cd98f00"
 
+
+def _examples_scale() -> float:
+    raw = os.environ.get("ACTIVATEPRO_TEST_EXAMPLES", "1").strip() or "1"
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = -1.0
+    if not 0 < scale <= 1:
+        raise ValueError(
+            f"ACTIVATEPRO_TEST_EXAMPLES={raw!r}: use a fraction in (0, 1], such as 0.25"
+        )
+    return scale
+
+
+#: The share of each property test's examples this run draws: all of them on the main
+#: Python (scripts/test); a quarter on the other Pythons (noxfile.py), where the same
+#: properties run again to catch what changes from one Python to the next, not to search
+#: the input space a second and third time (CI time, issue 16).
+EXAMPLES_SCALE = _examples_scale()
+
+
+def examples(count: int) -> int:
+    """``count`` hypothesis examples, scaled by ``ACTIVATEPRO_TEST_EXAMPLES`` (at least 10)."""
+    return max(10, round(count * EXAMPLES_SCALE)) if EXAMPLES_SCALE < 1 else count
+
+
 #: The user body of the reference's GET examples.
 REFERENCE_USER = {
     "email": "john.doe@example.com",

@@ -41,7 +41,7 @@ from activatepro_async import (
 )
 from activatepro_async.bulk import BulkCancelled
 
-from .helpers import API_KEY, FakeTime
+from .helpers import API_KEY, FakeTime, examples
 
 pytestmark = pytest.mark.anyio
 
@@ -414,7 +414,7 @@ class Server:
         return httpx.Response(202, json={"trackingId": f"t{batch}"})
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=runs())
 async def test_wherever_and_however_a_run_stops_every_user_read_is_in_exactly_one_bucket(
     spec: dict[str, Any],

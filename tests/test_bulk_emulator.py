@@ -25,7 +25,7 @@ from activatepro_async import (
 )
 from activatepro_async.emulator import Emulator, Faults
 
-from .helpers import FakeTime
+from .helpers import FakeTime, examples
 
 pytestmark = pytest.mark.anyio
 
@@ -219,7 +219,7 @@ def inputs(draw: st.DrawFn) -> list[tuple[str, Any]]:
     return items
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     items=inputs(),
     chunk_size=st.integers(1, 40),

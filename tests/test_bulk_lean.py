@@ -26,7 +26,7 @@ from activatepro_async import _wire as wire_module
 from activatepro_async._wire import encode_json
 from activatepro_async.models import user_to_wire
 
-from .helpers import MakeClient, MockAPI
+from .helpers import MakeClient, MockAPI, examples
 
 pytestmark = pytest.mark.anyio
 
@@ -219,7 +219,9 @@ _users = st.lists(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(rows=_users, shape=st.sampled_from(SHAPES))
 async def test_generated_users_go_out_as_the_per_user_path_would_send_them(

@@ -30,7 +30,7 @@ from activatepro_async import (
 )
 from activatepro_async._wire import MAX_USER_BYTES
 
-from .helpers import API_KEY, Recorder
+from .helpers import API_KEY, Recorder, examples
 
 pa = pytest.importorskip("pyarrow")
 pc = pytest.importorskip("pyarrow.compute")
@@ -139,7 +139,7 @@ def tables(draw: st.DrawFn) -> Any:
 
 
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from activatepro_async import AsyncClient, Client, RetryPolicy
 
-from .helpers import API_KEY, Recorder
+from .helpers import API_KEY, Recorder, examples
 from .loopback import TRANSPORTS, LoopbackServer, assert_picked, http_response, use_transport
 
 USER = {"id": "x", "email": "x@example.com"}
@@ -49,7 +49,7 @@ async def _calls(value: str) -> list[httpx.Request]:
     return recorder.requests
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.text(min_size=1, max_size=40))
 def test_any_string_is_exactly_one_path_segment(value: str) -> None:
     requests = anyio.run(_calls, value)

@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 
 from activatepro_async.emulator import AttributeType, Emulator, _json
 
+from ..helpers import examples
 from .wire import HEADERS
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 json_values = st.recursive(
     st.none()

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from activatepro_async.emulator import Emulator
 
+from ..helpers import examples
 from .wire import KEY
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
