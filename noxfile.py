@@ -41,7 +41,10 @@ _BACKENDS = {"3.10": "asyncio", "3.13": "asyncio"}
 @nox.session(python=list(_BACKENDS), venv_backend="uv|virtualenv")
 def core(session: nox.Session) -> None:
     """pytest over the core tests, on the backends of ``_BACKENDS``."""
-    session.install("-q", ".[server,fast,arrow,test]")
+    # Bytecode at install (uv writes none by default, pip does): with PYTHONDONTWRITEBYTECODE
+    # (set on CI's image) every process the tests start would compile pyarrow, hypothesis,
+    # aiohttp... again: 3.1 CPU-s per start against 1.2 (measured, benchmarks/PROFILE.md).
+    session.install("-q", ".[server,fast,arrow,test]", env={"UV_COMPILE_BYTECODE": "1"})
     session.run(
         "python",
         "-m",
