@@ -776,6 +776,38 @@ class Source:
                 yield SourceRow(number, {"id": value}, value, None)
 
 
+def _whole_lines(source: Source, carry: bytes, line: int) -> tuple[bytes, bytes, int]:
+    """The next block of the input cut after a line break, for the block readers.
+
+    ``carry``: what was read after the last block's last line break; ``line``: the
+    line the block starts at (for a damaged file's message). Returns the block (its
+    last line without a line break only at the end of the input; empty there), what
+    follows its last line break, and how many bytes came from the stream for it.
+    """
+    size = 0
+    while True:
+        try:
+            data = source._stream.read(_BLOCK)
+        except source._damage as exc:
+            raise InputError(_damaged(source.name, line, exc)) from None
+        size += len(data)
+        block = carry + data
+        if not data:
+            return block, b"", size
+        cut = block.rfind(b"\n") + 1
+        if cut:
+            return block[:cut], block[cut:], size
+        carry = block  # no line break yet: read on
+
+
+def _count_read(source: Source, size: int) -> None:
+    """Progress: ``size`` more bytes of the file read (of a compressed one, its position)."""
+    if source.compression is None:
+        source.bytes_read += size
+    elif source._position is not None:
+        source.bytes_read = source._position()
+
+
 class _CsvBlocks:
     """A CSV file after its header as :class:`Part` s, one per block of lines.
 
@@ -812,33 +844,18 @@ class _CsvBlocks:
         line = source._csv[1] + 1  # the line the next block starts at
         # The sniffer's sample after the header was decoded already: as bytes again.
         self.carry = "".join(source._sample_left).encode("utf-8")
-        stream, tell = source._stream, source._position
         while True:
-            try:
-                data = stream.read(_BLOCK)
-            except source._damage as exc:
-                raise InputError(_damaged(source.name, line, exc)) from None
-            block = self.carry + data
-            if data:
-                cut = block.rfind(b"\n") + 1
-                if not cut:
-                    self.carry = block  # no line break yet: read on
-                    continue
-                block, self.carry = block[:cut], block[cut:]
-            else:
-                self.carry = b""
-                if not block:
-                    break
+            # (stdlib() may take lines after the block from carry and the stream: more().)
+            block, self.carry, size = _whole_lines(source, self.carry, line)
+            if not block:
+                break
             lines = block.count(b"\n") + (not block.endswith(b"\n"))
             part = self.arrow(block, line, lines)
             if part is None:
                 part, lines = self.stdlib(block, line)
             line += lines
             source.rows_read += part.batch.num_rows + len(part.unreadable)
-            if source.compression is None:
-                source.bytes_read += len(data)
-            elif tell is not None:
-                source.bytes_read = tell()
+            _count_read(source, size)
             yield part
         if source.total_bytes is not None:
             source.bytes_read = source.total_bytes
@@ -957,23 +974,10 @@ class _JsonBlocks:
         source = self.source
         line = 1  # the line the next block starts at
         carry = b""
-        stream, tell = source._stream, source._position
         while True:
-            try:
-                data = stream.read(_BLOCK)
-            except source._damage as exc:
-                raise InputError(_damaged(source.name, line, exc)) from None
-            block = carry + data
-            if data:
-                cut = block.rfind(b"\n") + 1
-                if not cut:
-                    carry = block  # no line break yet: read on
-                    continue
-                block, carry = block[:cut], block[cut:]
-            elif not block:
+            block, carry, size = _whole_lines(source, carry, line)
+            if not block:
                 break
-            else:
-                carry = b""
             lines = block.count(b"\n") + (not block.endswith(b"\n"))
             part: Part | list[SourceRow] | None = self.arrow(block, line, lines)
             if part is None:
@@ -983,17 +987,10 @@ class _JsonBlocks:
             else:
                 source.rows_read += lines
             line += lines
-            self.count_bytes(data, tell)
+            _count_read(source, size)
             yield part
         if source.total_bytes is not None:
             source.bytes_read = source.total_bytes
-
-    def count_bytes(self, data: bytes, tell: Callable[[], int] | None) -> None:
-        source = self.source
-        if source.compression is None:
-            source.bytes_read += len(data)
-        elif tell is not None:
-            source.bytes_read = tell()
 
     def rows(self, block: bytes, first: int) -> Iterator[SourceRow]:
         """The block's records, read by the row code (``--reader stdlib``'s)."""
